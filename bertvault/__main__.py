@@ -1,0 +1,3 @@
+from bertvault.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The content-addressed cache under $BERTVAULT_HOME."""

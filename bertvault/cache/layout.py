@@ -1,0 +1,52 @@
+"""Where things live under the cache root ($BERTVAULT_HOME).
+
+    blobs/sha256/<aa>/<digest>      content-addressed file bodies
+    artifacts/<name>/...            per-artifact view (hardlinks to blobs, extracted archives)
+    meta/<name>.json                what was pulled: source URLs, validators, every hash seen
+    partial/                        in-progress downloads and their journals
+    locks/                          advisory locks (they only save work; correctness never rests on them)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bertvault import paths
+
+
+def blobs_dir() -> Path:
+    return paths.home() / "blobs" / "sha256"
+
+
+def blob_path(sha256: str) -> Path:
+    return blobs_dir() / sha256[:2] / sha256
+
+
+def artifact_dir(name: str) -> Path:
+    return paths.home() / "artifacts" / name
+
+
+def meta_path(name: str) -> Path:
+    return paths.home() / "meta" / f"{name}.json"
+
+
+def partial_dir() -> Path:
+    return paths.home() / "partial"
+
+
+def locks_dir() -> Path:
+    return paths.home() / "locks"
+
+
+def read_meta(name: str) -> dict | None:
+    try:
+        return json.loads(meta_path(name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_cached(name: str) -> bool:
+    """True once a pull of the artifact's default files has completed."""
+    meta = read_meta(name)
+    return bool(meta and meta.get("complete"))

@@ -1,0 +1,48 @@
+"""Plain-data summaries of artifacts for `list` and `info` (the CLI renders them, scripts read JSON)."""
+
+from __future__ import annotations
+
+from bertvault.cache.layout import artifact_dir, is_cached
+from bertvault.registry.registry import Registry
+from bertvault.registry.schema import Artifact
+
+
+def summary(registry: Registry, artifact: Artifact) -> dict:
+    return {
+        "name": artifact.name,
+        "aliases": artifact.aliases,
+        "kind": artifact.kind,
+        "format": artifact.format,
+        "architecture": artifact.architecture.short() if artifact.architecture else None,
+        "files": len(artifact.files),
+        "size": artifact.known_size,
+        "pinned": artifact.pinned,
+        "cached": is_cached(artifact.name),
+        "user_override": artifact.name in registry.overridden,
+        "builtin": registry.entry(artifact.name).builtin,
+    }
+
+
+def details(registry: Registry, name: str) -> dict:
+    entry = registry.entry(name)
+    artifact = entry.artifact
+    return {
+        **summary(registry, artifact),
+        **artifact.model_dump(include={"description", "publisher", "homepage", "license", "vocab_from"}),
+        "architecture": artifact.architecture.model_dump() if artifact.architecture else None,
+        "same_weights_as": registry.same_weights(artifact.name),
+        "manifest": str(entry.origin),
+        "cache_dir": str(artifact_dir(artifact.name)),
+        "files": [
+            {**f.model_dump(exclude_none=True), "pinned": f.pinned}
+            for f in artifact.files
+        ],
+    }
+
+
+def select(registry: Registry, kind: str | None = None, fmt: str | None = None) -> list[dict]:
+    return [
+        summary(registry, a)
+        for a in registry
+        if (kind is None or a.kind == kind) and (fmt is None or a.format == fmt)
+    ]

@@ -1,0 +1,72 @@
+"""Reading manifest files into validated artifacts, with errors that name file, artifact and field."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bertvault.errors import ManifestError
+from bertvault.registry.schema import Artifact
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An artifact and the manifest file that declared it."""
+
+    artifact: Artifact
+    origin: Path
+    builtin: bool
+
+
+def manifest_files(sources: list[Path]) -> list[Path]:
+    """Every *.toml named by `sources` (files as given, folders searched recursively), sorted."""
+    found: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            found.extend(sorted(source.rglob("*.toml")))
+        elif source.is_file():
+            found.append(source)
+    return found
+
+
+def _field_problem(origin: Path, label: str, error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(artifact)"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if error["type"] == "missing":
+        return f"{origin}: {label}: {where}: required field missing"
+    if error["type"] == "extra_forbidden":
+        return f"{origin}: {label}: unknown field {where!r}"
+    shown = repr(got) if isinstance(got, (str, int, float, bool)) else type(got).__name__
+    return f"{origin}: {label}: {where}: {message} (got {shown})"
+
+
+def read_manifest(path: Path, *, builtin: bool = False) -> list[Entry]:
+    """Parse and validate one manifest file; raise one ManifestError listing every problem in it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}") from None
+
+    unknown = sorted(set(data) - {"artifact"})
+    problems = [f"{path}: unknown top-level table {key!r} (expected [[artifact]] tables)" for key in unknown]
+    tables = data.get("artifact", [])
+    if not isinstance(tables, list):
+        problems.append(f"{path}: 'artifact' must be an array of tables ([[artifact]])")
+        tables = []
+
+    entries: list[Entry] = []
+    for index, table in enumerate(tables):
+        label = f"artifact {table.get('name', f'#{index + 1}')!r}" if isinstance(table, dict) else f"#{index + 1}"
+        try:
+            entries.append(Entry(Artifact.model_validate(table), path, builtin))
+        except ValidationError as exc:
+            problems.extend(_field_problem(path, label, err) for err in exc.errors())
+    if problems:
+        raise ManifestError(problems)
+    return entries

@@ -1,0 +1,116 @@
+"""The registry: built-in manifests plus the user's, merged, cross-checked and looked up by name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+
+from bertvault import paths
+from bertvault.errors import ManifestError
+from bertvault.registry.loader import Entry, manifest_files, read_manifest
+from bertvault.registry.schema import Artifact
+
+
+def _index(entries: list[Entry], problems: list[str]) -> dict[str, Entry]:
+    """Entries by name; a name declared twice in the same group is a problem."""
+    by_name: dict[str, Entry] = {}
+    for entry in entries:
+        name = entry.artifact.name
+        if name in by_name:
+            problems.append(f"artifact {name!r} is declared twice: in {by_name[name].origin} and {entry.origin}")
+        else:
+            by_name[name] = entry
+    return by_name
+
+
+class Registry:
+    """Every known artifact. User entries override built-ins of the same name."""
+
+    def __init__(self, builtin: list[Entry], user: list[Entry] = ()):  # type: ignore[assignment]
+        problems: list[str] = []
+        merged = _index(builtin, problems)
+        user_index = _index(list(user), problems)
+        self.overridden = {name for name in user_index if name in merged}
+        merged.update(user_index)
+        self._entries = dict(sorted(merged.items()))
+
+        self._lookup: dict[str, str] = {name: name for name in self._entries}
+        for name, entry in self._entries.items():
+            for alias in entry.artifact.aliases:
+                owner = self._lookup.get(alias)
+                if owner is not None and owner != name:
+                    problems.append(
+                        f"{alias!r} names both {owner!r} ({self._entries[owner].origin}) "
+                        f"and {name!r} ({entry.origin}); rename one"
+                    )
+                self._lookup.setdefault(alias, name)
+
+        for name, entry in self._entries.items():
+            artifact = entry.artifact
+            for ref in [artifact.vocab_from or "", *artifact.same_weights_as]:
+                if ref and ref not in self._lookup:
+                    problems.append(f"{entry.origin}: artifact {name!r} refers to unknown artifact {ref!r}")
+        if problems:
+            raise ManifestError(problems)
+
+    def __iter__(self) -> Iterator[Artifact]:
+        return (entry.artifact for entry in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._lookup
+
+    def entry(self, name: str) -> Entry:
+        """The entry for a name or alias; an unknown name raises with close suggestions."""
+        try:
+            return self._entries[self._lookup[name]]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._lookup, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see `bertvault list`"
+            raise ManifestError(f"unknown artifact {name!r}{hint}") from None
+
+    def get(self, name: str) -> Artifact:
+        return self.entry(name).artifact
+
+    def same_weights(self, name: str) -> list[str]:
+        """Every artifact linked to `name` by same_weights_as, in either direction, transitively."""
+        start = self.get(name).name
+        seen, todo = {start}, [start]
+        while todo:
+            current = self.get(todo.pop())
+            neighbours = [self.get(ref).name for ref in current.same_weights_as]
+            neighbours += [a.name for a in self if current.name in {self.get(r).name for r in a.same_weights_as}]
+            for other in neighbours:
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        return sorted(seen - {start})
+
+
+def load_builtin_entries() -> list[Entry]:
+    directory = paths.builtin_manifests_dir()
+    if not directory.is_dir():
+        raise ManifestError(f"built-in manifests not found at {directory}; reinstall bertvault")
+    return _read_all(manifest_files([directory]), builtin=True)
+
+
+def _read_all(files: list[Path], *, builtin: bool) -> list[Entry]:
+    entries: list[Entry] = []
+    problems: list[str] = []
+    for file in files:
+        try:
+            entries.extend(read_manifest(file, builtin=builtin))
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ManifestError(problems)
+    return entries
+
+
+def load_registry(extra: list[Path] = ()) -> Registry:  # type: ignore[assignment]
+    """Built-in manifests, then $BERTVAULT_MANIFESTS and the user's config folder, then `extra`."""
+    user_files = manifest_files([*paths.user_manifest_sources(), *extra])
+    return Registry(load_builtin_entries(), _read_all(user_files, builtin=False))

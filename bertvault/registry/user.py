@@ -1,0 +1,110 @@
+"""Changing the user's own manifest: `bertvault add` and `bertvault manifest validate`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import tomli_w
+
+from bertvault import paths
+from bertvault.errors import ManifestError
+from bertvault.registry.loader import manifest_files, read_manifest
+from bertvault.registry.registry import Registry, load_builtin_entries
+from bertvault.registry.schema import Artifact
+
+
+def validate_files(files: list[Path]) -> dict[Path, int]:
+    """Validate each file alone and together with the built-ins; return artifacts per file."""
+    problems: list[str] = []
+    counts: dict[Path, int] = {}
+    entries = []
+    for file in files:
+        if not file.is_file():
+            problems.append(f"{file}: no such manifest file")
+            continue
+        try:
+            found = read_manifest(file)
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+            continue
+        counts[file] = len(found)
+        entries.extend(found)
+    if not problems:
+        try:
+            Registry(load_builtin_entries(), entries)
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ManifestError(problems)
+    return counts
+
+
+def files_from_urls(urls: list[str], hashes: list[str]) -> list[dict]:
+    """One file per distinct basename; URLs sharing a basename are mirrors of the same file."""
+    files: dict[str, dict] = {}
+    for url in urls:
+        name = PurePosixPath(urlsplit(url).path).name
+        if not name:
+            raise ManifestError(f"URL {url!r} names no file; give the URL of a file, not a folder")
+        files.setdefault(name, {"path": name, "urls": []})["urls"].append(url)
+    if hashes and len(hashes) != len(files):
+        raise ManifestError(f"{len(hashes)} --sha256 values for {len(files)} files; give one per file, in order")
+    for spec, digest in zip(files.values(), hashes):
+        spec["sha256"] = digest
+    return list(files.values())
+
+
+def add_artifact(manifest: Path, table: dict) -> Artifact:
+    """Validate `table` as a new artifact and append it to `manifest` (written atomically)."""
+    data: dict = {"artifact": []}
+    if manifest.exists():
+        try:
+            data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ManifestError(f"{manifest}: invalid TOML: {exc}; fix it before adding to it") from None
+    data.setdefault("artifact", [])
+    if any(t.get("name") == table["name"] for t in data["artifact"]):
+        raise ManifestError(f"{manifest} already declares {table['name']!r}; edit that entry instead")
+    data["artifact"].append({k: v for k, v in table.items() if v not in (None, [], "")})
+
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".user-", suffix=".toml.tmp", dir=manifest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            tomli_w.dump(data, out)
+        # Check the registry as it will be once tmp replaces the manifest, then publish by rename.
+        others = [f for f in manifest_files(paths.user_manifest_sources()) if f.resolve() != manifest.resolve()]
+        validate_files([*others, Path(tmp)])
+        entries = read_manifest(Path(tmp))
+        os.replace(tmp, manifest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return next(e.artifact for e in entries if e.artifact.name == table["name"])
+
+
+def parse_arch(spec: str) -> dict:
+    """'12-768-12[-30522][-cased|-uncased]' → an architecture table (intermediate = 4 × hidden)."""
+    parts = spec.lower().split("-")
+    cased = parts[-1] == "cased"
+    if parts[-1] in ("cased", "uncased"):
+        parts = parts[:-1]
+    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts):
+        raise ManifestError(f"--arch {spec!r}: expected LAYERS-HIDDEN-HEADS[-VOCAB][-cased], e.g. 12-768-12-30522")
+    layers, hidden, heads, *vocab = (int(p) for p in parts)
+    return {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": 4 * hidden,
+            "vocab_size": vocab[0] if vocab else 30522, "cased": cased}
+
+
+def build_table(name: str, urls: list[str], *, kind: str, fmt: str, sha256: list[str], aliases: list[str],
+                arch: str | None, vocab_from: str | None, description: str) -> dict:
+    """The TOML table `bertvault add` writes; the schema validates it when it is added."""
+    return {
+        "name": name, "aliases": aliases, "kind": kind, "format": fmt, "description": description,
+        "vocab_from": vocab_from, "architecture": parse_arch(arch) if arch else None,
+        "files": files_from_urls(urls, sha256),
+    }

@@ -1,0 +1,30 @@
+"""Fixtures shared by every test: an isolated cache and config, and the project's sample corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_TEXT = REPO / "bertvault" / "resources" / "sample_text.txt"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch) -> Path:
+    """No test sees the real ~/.cache or ~/.config, and none reaches a real network service."""
+    root = tmp_path_factory.mktemp("bvenv")
+    monkeypatch.setenv("BERTVAULT_HOME", str(root / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(root / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    for name in ("BERTVAULT_MANIFESTS", "BERTVAULT_OFFLINE", "BERTVAULT_DEBUG", "HF_TOKEN", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+@pytest.fixture
+def sample_text() -> Path:
+    """google-research/bert's sample_text.txt (public domain), shipped in the package."""
+    return SAMPLE_TEXT
