@@ -50,3 +50,8 @@ def is_cached(name: str) -> bool:
     """True once a pull of the artifact's default files has completed."""
     meta = read_meta(name)
     return bool(meta and meta.get("complete"))
+
+
+def converted_dir(name: str, fmt: str) -> Path:
+    """Default output of `bertvault convert NAME --to FMT`, where `pretrain --from NAME` looks."""
+    return paths.home() / "converted" / name / fmt

@@ -1,0 +1,1 @@
+"""Pretraining data: tokenization, example construction, shards and the training dataset."""
