@@ -15,10 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
+# pydantic scans every installed distribution for plugins when the first model class is built
+# (importlib.metadata, ~30 ms); the manifest schema uses none, and `list` must start fast.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from bertvault import __version__
-from bertvault.errors import BertvaultError
+import typer  # noqa: E402
+
+from bertvault import __version__  # noqa: E402
+from bertvault.errors import BertvaultError  # noqa: E402
 
 log = logging.getLogger("bertvault")
 
@@ -93,7 +97,10 @@ def _main(
 def _console():
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    if not console.is_terminal:  # pipes and logs get full rows instead of 80-column wrapping
+        console.width = max(console.width, 160)
+    return console
 
 
 def _size(n: int | None) -> str:
@@ -142,7 +149,8 @@ def list_(
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} artifacts", title_justify="left")
-    for column in ("name", "kind", "format", "architecture", "size", "pinned", "cached"):
+    table.add_column("name", no_wrap=True)
+    for column in ("kind", "format", "architecture", "size", "pinned", "cached"):
         table.add_column(column, overflow="fold")
     for row in rows:
         name = row["name"] + (" (user)" if row["user_override"] or not row["builtin"] else "")

@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine: `make run` (the main job, offline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BV := $(VENV)/bin/bertvault
+# torch comes from the CPU wheel on this machine's disk; the constraints file keeps pip from
+# resolving a multi-GB CUDA build through another package's loose requirement.
+PIP := $(PY) -m pip install -q -c constraints.txt
+
+.PHONY: install run test test-all bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,tf,gcs]'
+	touch $@
+
+run: install
+	$(BV) list
+	$(BV) info multi_cased
+
+test: install
+	$(PY) -m pytest -q -n 2
+
+test-all: install
+	$(PY) -m pytest -q -n 2 -m 'not gpu and not tpu and not network'
+
+bench: install
+	$(PY) benchmarks/bench_list.py
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache

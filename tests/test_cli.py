@@ -1,0 +1,188 @@
+"""The registry commands as a user types them: output, exit codes, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bertvault import __version__
+from bertvault.cli import app
+
+runner = CliRunner()
+
+GOOD = """
+[[artifact]]
+name = "my-bert"
+kind = "checkpoint"
+format = "hf-safetensors"
+architecture = { layers = 2, hidden = 32, heads = 4, intermediate = 64, vocab_size = 100, cased = false }
+[[artifact.files]]
+path = "model.safetensors"
+urls = ["file:///tmp/model.safetensors"]
+"""
+
+BAD_INPUTS = {
+    "malformed TOML": ("[[artifact]]\nname = \n", r"invalid TOML: .*\(at line 2, column 8\)"),
+    "schema error": (GOOD.replace("layers = 2", "layers = -1"),
+                     r"artifact 'my-bert': architecture\.layers: Input should be greater than 0 \(got -1\)"),
+    "missing field": (GOOD.replace('kind = "checkpoint"\n', ""), r"artifact 'my-bert': kind: required field missing"),
+    "unknown field": (GOOD.replace('kind =', 'colour = "red"\nkind ='), r"unknown field 'colour'"),
+    "unsupported scheme": (GOOD.replace("file:///tmp", "ftp://example.org"), r"unsupported scheme 'ftp'"),
+    "hash length": (GOOD.replace('urls =', 'sha256 = "abc"\nurls ='), r"sha256 must be 64 hex digits, got 'abc'"),
+    "hash alphabet": (GOOD.replace('urls =', f'md5 = "{"z" * 32}"\nurls ='), r"md5 must be 32 hex digits"),
+    "unknown format": (GOOD.replace("hf-safetensors", "onnx"), r"unknown format 'onnx'"),
+    "duplicate in file": (GOOD + GOOD, r"'my-bert' is declared twice"),
+    "alias clash": (GOOD.replace('kind =', 'aliases = ["bert-tiny"]\nkind ='), r"'bert-tiny' names both"),
+    "dangling reference": (GOOD.replace('kind =', 'vocab_from = "nope"\nkind ='), r"refers to unknown artifact 'nope'"),
+}
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"bertvault {__version__}"
+
+
+def test_list_json_and_filters() -> None:
+    rows = json.loads(invoke("list", "--json").output)
+    assert len(rows) > 70 and {"name", "kind", "format", "architecture", "size", "pinned", "cached"} <= set(rows[0])
+    datasets = json.loads(invoke("list", "--kind", "dataset", "--json").output)
+    assert {r["name"] for r in datasets} == {"azureml-wiki-512", "azureml-bert-data"}
+    tf2 = json.loads(invoke("list", "--format", "tf2-checkpoint", "--json").output)
+    assert len(tf2) == 8 and all(r["format"] == "tf2-checkpoint" for r in tf2)
+
+
+def test_list_table_marks_user_entries(tmp_path, monkeypatch) -> None:
+    (tmp_path / "m.toml").write_text(GOOD)
+    monkeypatch.setenv("BERTVAULT_MANIFESTS", str(tmp_path / "m.toml"))
+    result = invoke("list")
+    assert result.exit_code == 0
+    assert "my-bert (user)" in result.output and "multi_cased_L-12_H-768_A-12" in result.output
+
+
+def test_info_json() -> None:
+    data = json.loads(invoke("info", "bert-large-original", "--json").output)
+    assert data["vocab_from"] == "bert-large-uncased"
+    assert data["architecture"]["layers"] == 24
+    assert data["files"][0]["pinned"] is False and data["pinned"] == "none"
+    pinned = json.loads(invoke("info", "bert-base-uncased", "--json").output)
+    assert pinned["pinned"] == "some"
+    assert {f["path"] for f in pinned["files"] if f["pinned"]} == {"model.safetensors", "pytorch_model.bin", "tf_model.h5"}
+
+
+def test_info_table_shows_mirrors_and_links() -> None:
+    result = invoke("info", "multi_cased")
+    assert result.exit_code == 0
+    assert "bert-base-multilingual-cased" in result.output and "not pinned" in result.output
+
+
+def test_unknown_name_suggests() -> None:
+    result = invoke("info", "multi_case")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: unknown artifact 'multi_case'; did you mean 'multi_cased', 'multi_uncased'?"
+    )
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_manifest_gives_one_line_and_exit_2(case: str, tmp_path, monkeypatch) -> None:
+    text, pattern = BAD_INPUTS[case]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    validated = invoke("manifest", "validate", str(bad))
+    assert validated.exit_code == 2
+    lines = validated.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0]
+    assert __import__("re").search(pattern, lines[0]), lines[0]
+    # The same file on the manifest path breaks every command the same way, without a traceback.
+    monkeypatch.setenv("BERTVAULT_MANIFESTS", str(bad))
+    listed = invoke("list")
+    assert listed.exit_code == 2 and "Traceback" not in listed.output
+
+
+def test_validate_good_file(tmp_path) -> None:
+    (tmp_path / "good.toml").write_text(GOOD)
+    result = invoke("manifest", "validate", str(tmp_path / "good.toml"))
+    assert result.exit_code == 0 and "ok:" in result.output and "(1 artifacts)" in result.output
+
+
+def test_bad_options_collected_in_one_error() -> None:
+    result = invoke("list", "--kind", "model", "--format", "onnx")
+    assert result.exit_code == 2
+    assert "--kind must be checkpoint or dataset" in result.output and "--format must be one of" in result.output
+
+
+def test_add_then_info() -> None:
+    added = invoke("add", "tiny", "https://example.org/a/model.safetensors", "--arch", "2-32-4-100-cased")
+    assert added.exit_code == 0, added.output
+    data = json.loads(invoke("info", "tiny", "--json").output)
+    assert data["architecture"]["cased"] is True and data["files"][0]["path"] == "model.safetensors"
+    again = invoke("add", "tiny", "https://example.org/a/model.safetensors")
+    assert again.exit_code == 2 and "already declares 'tiny'" in again.output
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bertvault", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_real_process_bad_input_exit_code(tmp_path) -> None:
+    (tmp_path / "bad.toml").write_text(BAD_INPUTS["malformed TOML"][0])
+    result = run_cli("list", env={"BERTVAULT_MANIFESTS": str(tmp_path / "bad.toml")})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and "line 2, column 8" in result.stderr
+    assert result.stdout == ""
+    unknown = run_cli("info", "no-such-bert")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+
+
+def test_debug_shows_traceback() -> None:
+    result = run_cli("--debug", "info", "no-such-bert")
+    assert result.returncode != 0 and "Traceback" in result.stderr and "ManifestError" in result.stderr
+
+
+def test_list_imports_no_heavy_library() -> None:
+    code = (
+        "import sys; from bertvault.cli import app; "
+        "from typer.main import get_command; "
+        "get_command(app).main(['list', '--json'], standalone_mode=False); "
+        "heavy = [m for m in ('torch', 'tensorflow', 'transformers', 'safetensors', 'tokenizers', 'numpy') if m in sys.modules]; "
+        "print('HEAVY', heavy, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr
+
+
+def test_installed_wheel_finds_its_data(tmp_path) -> None:
+    """A non-editable install carries manifests/ and converters/ inside the package."""
+    repo = Path(__file__).resolve().parents[1]
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(repo)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("bertvault-*.whl"))
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert (target / "bertvault" / "_data" / "manifests" / "google-tf1.toml").is_file()
+    assert (target / "bertvault" / "_data" / "converters" / "README.md").is_file()
+    result = subprocess.run(
+        [sys.executable, "-m", "bertvault", "info", "multi_cased", "--json"], capture_output=True, text=True,
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)}, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["manifest"].startswith(str(target / "bertvault" / "_data" / "manifests"))
