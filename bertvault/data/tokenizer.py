@@ -1,27 +1,72 @@
-"""BERT's tokenizer built with the `tokenizers` library from a checkpoint's vocab.txt."""
+"""BERT's tokenizer built with the `tokenizers` library from a checkpoint's vocab.txt.
+
+`build_tokenizer` gives the same tokens as google-research/bert's FullTokenizer (and as
+`transformers.BertTokenizerLegacy`, the pure-Python port): BERT normalizer (control characters
+removed, CJK characters split, lower-casing and accent stripping when uncased), punctuation and
+whitespace split, greedy longest-match WordPiece. Two known differences, both handled by
+`LineEncoder` in Python before the Rust pipeline so that it matches exactly: the Rust normalizer
+lower-cases character by character, so a word-final Greek 'Σ' becomes 'σ' where Python's
+`str.lower()` gives 'ς'; and transformers' BasicTokenizer composes text to NFC first, which only
+matters for cased vocabs (uncased ones decompose and strip accents anyway).
+
+`LineEncoder` is the fast path `prepare` uses. The `tokenizers` BERT pipeline costs about
+1-2 µs per word on these machines, while natural text repeats its words (Zipf), so it memoizes
+the ids of every space-separated word and sends only unseen words to `encode_batch` (grouped into
+strings of a few hundred words, split back by token offsets). Splitting at
+ASCII spaces is exact: a space always ends a pre-token, and every step before WordPiece is
+per character (NFD cannot combine across a space, which is a starter), so a line's tokens are
+the concatenation of its words' tokens.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from pathlib import Path
+
+import numpy as np
 
 from bertvault.errors import DataError
 
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# A vocab counts as cased when this share of its ordinary tokens holds an upper-case letter:
+# Google's uncased vocab has 2 in 30522 ('ℝ', '##ℝ'), a cased one has thousands.
+CASED_SHARE = 0.01
+
+
+def vocab_tokens(path: Path) -> list[str]:
+    """The tokens of a vocab.txt in id order (one per line; '\\r\\n' endings tolerated)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read vocab {path}: {exc}") from None
+    # split("\n"), not splitlines(): a token may legally hold characters like U+2028.
+    tokens = [line.removesuffix("\r") for line in text.split("\n")]
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    return tokens
 
 
 def read_vocab(path: Path) -> dict[str, int]:
     """vocab.txt: one token per line, the line number is its id. Special tokens must be present."""
-    try:
-        tokens = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read vocab {path}: {exc}") from None
     vocab: dict[str, int] = {}
-    for index, token in enumerate(tokens):
+    for index, token in enumerate(vocab_tokens(path)):
         vocab.setdefault(token, index)
     missing = [t for t in SPECIAL if t not in vocab]
     if missing:
         raise DataError(f"vocab {path} lacks {', '.join(missing)}; use a BERT vocab.txt")
     return vocab
+
+
+def vocab_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def looks_cased(tokens: list[str]) -> bool:
+    """Heuristic for a vocab without a config: do ordinary tokens carry upper-case letters?"""
+    ordinary = [t for t in tokens if not (t.startswith("[") and t.endswith("]"))]
+    upper = sum(1 for t in ordinary if any(c.isupper() for c in t))
+    return bool(ordinary) and upper / len(ordinary) >= CASED_SHARE
 
 
 def build_tokenizer(vocab_path: Path, lowercase: bool):
@@ -42,3 +87,60 @@ def build_tokenizer(vocab_path: Path, lowercase: bool):
     )
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     return tokenizer
+
+
+GROUP = 200  # new words per string sent to the tokenizer
+_LINE_END = np.array([-1], dtype=np.int32).tobytes()
+
+
+class LineEncoder:
+    """Token ids of many lines at once, memoizing each space-separated word (see module doc)."""
+
+    def __init__(self, vocab_path: Path, lowercase: bool, max_words: int = 1_000_000):
+        self.tokenizer = build_tokenizer(vocab_path, lowercase)
+        self.lowercase = lowercase
+        self.max_words = max_words
+        self._words: dict[str, bytes] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._words.clear()
+        self._words.update({"": b"", "\n": _LINE_END})  # lines never hold "\n": a safe marker
+
+    def _learn(self, unseen: list[str]) -> None:
+        """Memoize the ids of new words. They go to the Rust pipeline GROUP to a string (a call
+        per word costs ~15 µs here, mostly per-call overhead) and come back apart by the
+        character offsets of their tokens."""
+        groups = [unseen[i : i + GROUP] for i in range(0, len(unseen), GROUP)]
+        encodings = self.tokenizer.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
+        for group, encoding in zip(groups, encodings):
+            ids = np.asarray(encoding.ids, dtype=np.int32)
+            word_starts = np.cumsum([0] + [len(w) + 1 for w in group[:-1]])
+            token_starts = np.fromiter((start for start, _ in encoding.offsets), dtype=np.int64, count=len(ids))
+            owner = np.searchsorted(word_starts, token_starts, side="right") - 1
+            bounds = np.searchsorted(owner, np.arange(len(group) + 1)).tolist()
+            for k, word in enumerate(group):
+                self._words[word] = ids[bounds[k] : bounds[k + 1]].tobytes()
+
+    def encode_lines(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of all lines concatenated as int32, number of tokens of each line)."""
+        if not lines:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        text = " \n ".join(lines) + " \n"
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+        if self.lowercase:
+            # Python's lower() applies the Greek final-sigma rule like google's tokenizer;
+            # the Rust normalizer lower-cases char by char (Σ → σ, never ς). It also merges
+            # case variants in the memo.
+            text = text.lower()
+        words = text.split(" ")
+        if len(self._words) > self.max_words:
+            self._reset()
+        unseen = list(set(words).difference(self._words))
+        if unseen:
+            self._learn(unseen)
+        flat = np.frombuffer(b"".join(map(self._words.__getitem__, words)), dtype=np.int32)
+        ends = np.flatnonzero(flat == -1)
+        counts = np.diff(ends, prepend=-1) - 1
+        return flat[flat != -1], counts

@@ -44,6 +44,20 @@ def _field_problem(origin: Path, label: str, error: dict) -> str:
     return f"{origin}: {label}: {where}: {message} (got {shown})"
 
 
+def _resolve_relative_file_urls(table: dict, base: Path) -> None:
+    """`file:NAME` (no slashes after the colon) is relative to the manifest's own folder, so a
+    manifest can travel with its files (a local mirror, an air-gapped share, the built-in demo)."""
+    for group in ("files", "shards"):
+        for spec in table.get(group) or []:
+            if isinstance(spec, dict) and isinstance(spec.get("urls"), list):
+                spec["urls"] = [
+                    (base / url[5:]).resolve().as_uri()
+                    if isinstance(url, str) and url.startswith("file:") and not url.startswith("file:/")
+                    else url
+                    for url in spec["urls"]
+                ]
+
+
 def read_manifest(path: Path, *, builtin: bool = False) -> list[Entry]:
     """Parse and validate one manifest file; raise one ManifestError listing every problem in it."""
     try:
@@ -63,6 +77,8 @@ def read_manifest(path: Path, *, builtin: bool = False) -> list[Entry]:
     entries: list[Entry] = []
     for index, table in enumerate(tables):
         label = f"artifact {table.get('name', f'#{index + 1}')!r}" if isinstance(table, dict) else f"#{index + 1}"
+        if isinstance(table, dict):
+            _resolve_relative_file_urls(table, path.parent)
         try:
             entries.append(Entry(Artifact.model_validate(table), path, builtin))
         except ValidationError as exc:

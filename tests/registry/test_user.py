@@ -101,3 +101,10 @@ def test_add_refuses_invalid_and_leaves_file_untouched() -> None:
     assert "unsupported scheme 'ftp'" in message and "sha256 must be 64 hex digits" in message
     assert target.read_text() == before
     assert sorted(p.name for p in target.parent.iterdir()) == ["user.toml"]  # no temp file left behind
+
+
+def test_relative_file_url_is_resolved_against_the_manifest(tmp_path, monkeypatch) -> None:
+    manifest = write(tmp_path / "mirror" / "m.toml", MY_BERT.replace("file:///srv/models/model.safetensors", "file:files/model.safetensors"))
+    monkeypatch.setenv("BERTVAULT_MANIFESTS", str(manifest))
+    url = load_registry().get("my-bert").files[0].urls[0]
+    assert url == (tmp_path / "mirror" / "files" / "model.safetensors").as_uri()

@@ -1,0 +1,136 @@
+"""The output folder of `prepare`: shard files, vocab.txt and a JSON header, written atomically.
+
+    bertvault-data.json            header (written last: a folder without it is not a dataset)
+    vocab.txt                      copy of the vocab the ids refer to
+    part-00000.ids.npy             native: token ids of A then B per example, no specials
+                                   (uint16 when the vocab has at most 65536 tokens, else int32)
+    part-00000.index.npy           native: int64 [n, 4] = start in ids, len A, len B, label
+    part-00000.tfrecord            tfrecord: google-research/bert features, statically masked
+
+Every file is first written under a staging folder inside the target folder (a temporary name,
+then a rename); `Staging.commit` moves them into place and writes the header last, and a failure
+removes the staging folder, so no half-written shard is ever left where a reader looks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bertvault.data import features, tfrecord
+from bertvault.data.pairs import Pairs
+from bertvault.errors import DataError
+
+HEADER = "bertvault-data.json"
+FORMAT = "bertvault-pretraining"
+VERSION = 1
+VOCAB = "vocab.txt"
+TFRECORD_BLOCK = 2048  # examples masked and laid out together
+
+
+def token_dtype(vocab_size: int) -> str:
+    return "uint16" if vocab_size <= 1 << 16 else "int32"
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's files are private (0600)
+
+
+def _atomic(folder: Path, name: str, write) -> None:
+    """write(handle) into a temporary file in `folder`, then rename it to `name`."""
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, _MODE)
+        os.replace(temporary, folder / name)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_native(folder: Path, stem: str, pairs: Pairs, dtype: str) -> dict:
+    ids_name, index_name = f"{stem}.ids.npy", f"{stem}.index.npy"
+    _atomic(folder, ids_name, lambda h: np.save(h, pairs.tokens.astype(dtype)))
+    _atomic(folder, index_name, lambda h: np.save(h, pairs.index.astype(np.int64)))
+    return {"ids": ids_name, "index": index_name, "examples": len(pairs), "tokens": len(pairs.tokens)}
+
+
+def write_tfrecord(folder: Path, stem: str, pairs: Pairs, seq_len: int, specials: features.Specials,
+                   spec, rng: np.random.Generator) -> dict:
+    name = f"{stem}.tfrecord"
+
+    def write(handle) -> None:
+        writer, encoder = tfrecord.Writer(handle), tfrecord.ExampleEncoder()
+        for at in range(0, len(pairs), TFRECORD_BLOCK):
+            batch = features.google_batch(pairs.tokens, pairs.index[at : at + TFRECORD_BLOCK], seq_len, specials, spec, rng)
+            for record in encoder.encode_rows(batch):
+                writer.write(record)
+
+    _atomic(folder, name, write)
+    return {"file": name, "examples": len(pairs), "tokens": len(pairs.tokens)}
+
+
+def write_json(folder: Path, name: str, data: dict) -> None:
+    _atomic(folder, name, lambda h: h.write(json.dumps(data, indent=2).encode("utf-8")))
+
+
+def read_header(folder: Path) -> dict:
+    try:
+        header = json.loads((folder / HEADER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{folder} has no {HEADER}; it is not a `bertvault prepare` output (or that run did not finish)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{folder / HEADER}: unreadable ({exc})") from None
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise DataError(f"{folder / HEADER}: format {header.get('format')!r} version {header.get('version')!r}; "
+                        f"this bertvault reads {FORMAT!r} version {VERSION}")
+    return header
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise DataError(f"--out {out} is not empty; give a new or empty folder (delete the old output first)")
+
+
+class Staging:
+    """A temporary folder inside the output folder; everything moves into place on commit."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        check_out(out)
+        self.created = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+        except OSError as exc:
+            raise DataError(f"cannot create --out {out}: {exc.strerror}") from None
+
+    def commit(self, header: dict, vocab: Path) -> None:
+        shutil.copyfile(vocab, self.path / VOCAB)
+        for item in sorted(self.path.iterdir()):
+            os.replace(item, self.out / item.name)
+        write_json(self.out, HEADER, header)
+        self.path.rmdir()
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self.created:
+            try:
+                self.out.rmdir()
+            except OSError:
+                pass

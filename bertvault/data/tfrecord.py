@@ -1,0 +1,193 @@
+"""google-research/bert pretraining TFRecords, read and written without importing TensorFlow.
+
+A TFRecord file is a sequence of records: uint64 length, masked crc32c of those 8 bytes, the
+bytes, masked crc32c of the bytes (little-endian). Each record is a serialized
+`tensorflow.Example`; its schema is declared here with protobuf's descriptor API (in a private
+pool, so it never clashes with TensorFlow's own registration). `FEATURES` is the feature spec of
+run_pretraining.py's `input_fn_builder`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import google_crc32c
+import numpy as np
+
+from bertvault.errors import DataError
+
+# name -> (dtype, length key): every feature run_pretraining.py reads, in its order.
+FEATURES = {
+    "input_ids": ("int64", "seq_len"),
+    "input_mask": ("int64", "seq_len"),
+    "segment_ids": ("int64", "seq_len"),
+    "masked_lm_positions": ("int64", "max_predictions"),
+    "masked_lm_ids": ("int64", "max_predictions"),
+    "masked_lm_weights": ("float", "max_predictions"),
+    "next_sentence_labels": ("int64", "one"),
+}
+
+_HEADER = struct.Struct("<QI")
+_CRC = struct.Struct("<I")
+_MASK_DELTA = 0xA282EAD8
+
+
+def masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def _example_class():
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="bertvault_example.proto", package="tensorflow", syntax="proto3")
+
+    def message(name: str, *fields: tuple) -> descriptor_pb2.DescriptorProto:
+        msg = file.message_type.add(name=name)
+        for field_name, number, kind, label, type_name, oneof in fields:
+            field = msg.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                field.type_name = type_name
+            if oneof is not None:
+                field.oneof_index = oneof
+        return msg
+
+    one, rep = f.LABEL_OPTIONAL, f.LABEL_REPEATED
+    message("BytesList", ("value", 1, f.TYPE_BYTES, rep, "", None))
+    message("FloatList", ("value", 1, f.TYPE_FLOAT, rep, "", None))
+    message("Int64List", ("value", 1, f.TYPE_INT64, rep, "", None))
+    feature = message(
+        "Feature",
+        ("bytes_list", 1, f.TYPE_MESSAGE, one, ".tensorflow.BytesList", 0),
+        ("float_list", 2, f.TYPE_MESSAGE, one, ".tensorflow.FloatList", 0),
+        ("int64_list", 3, f.TYPE_MESSAGE, one, ".tensorflow.Int64List", 0),
+    )
+    feature.oneof_decl.add(name="kind")
+    features = message("Features", ("feature", 1, f.TYPE_MESSAGE, rep, ".tensorflow.Features.FeatureEntry", None))
+    entry = features.nested_type.add(name="FeatureEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=f.TYPE_STRING, label=one)
+    entry.field.add(name="value", number=2, type=f.TYPE_MESSAGE, label=one, type_name=".tensorflow.Feature")
+    message("Example", ("features", 1, f.TYPE_MESSAGE, one, ".tensorflow.Features", None))
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.Example"))
+
+
+_EXAMPLE = None
+
+
+def example_class():
+    """The tf.train.Example message class, built once on first use."""
+    global _EXAMPLE
+    if _EXAMPLE is None:
+        _EXAMPLE = _example_class()
+    return _EXAMPLE
+
+
+class ExampleEncoder:
+    """Serializes rows of feature arrays; one message is reused (building one per example costs
+    about three times as much)."""
+
+    def __init__(self):
+        self.message = example_class()()
+        feature = self.message.features.feature
+        self.targets = {
+            name: (feature[name].float_list if kind == "float" else feature[name].int64_list).value
+            for name, (kind, _) in FEATURES.items()
+        }
+
+    def encode(self, features: dict[str, list]) -> bytes:
+        for name, values in features.items():
+            self.targets[name][:] = values
+        return self.message.SerializeToString()
+
+    def encode_rows(self, batch: dict[str, np.ndarray]) -> Iterator[bytes]:
+        columns = {name: values.tolist() for name, values in batch.items()}
+        for row in range(len(batch["input_ids"])):
+            yield self.encode({name: values[row] for name, values in columns.items()})
+
+
+def decode_example(data: bytes, where: str) -> dict[str, np.ndarray]:
+    """The features of one serialized Example; every FEATURES name must be there."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        example = example_class().FromString(data)
+    except DecodeError as exc:
+        raise DataError(f"{where}: not a tf.train.Example ({exc})") from None
+    found = example.features.feature
+    missing = [name for name in FEATURES if name not in found]
+    if missing:
+        raise DataError(f"{where}: lacks {', '.join(missing)}; expected google-research/bert pretraining features")
+    out = {}
+    for name, (kind, _) in FEATURES.items():
+        values = found[name].float_list.value if kind == "float" else found[name].int64_list.value
+        out[name] = np.asarray(values, dtype=np.float32 if kind == "float" else np.int64)
+    return out
+
+
+class Writer:
+    """Appends framed records to an open binary file."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data: bytes) -> None:
+        length = struct.pack("<Q", len(data))
+        self.handle.write(length + _CRC.pack(masked_crc(length)) + data + _CRC.pack(masked_crc(data)))
+
+
+def is_tfrecord(head: bytes) -> bool:
+    """True when the first record header carries a valid length checksum."""
+    if len(head) < _HEADER.size:
+        return False
+    length, crc = _HEADER.unpack_from(head)
+    return masked_crc(head[:8]) == crc and length > 0
+
+
+def index(path: Path) -> np.ndarray:
+    """(offset of data, length) of every record: a map-style reader needs random access."""
+    rows = []
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        offset = 0
+        while offset < size:
+            header = handle.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                raise DataError(f"{path}: truncated record header at byte {offset}; the file is incomplete")
+            length, crc = _HEADER.unpack(header)
+            if masked_crc(header[:8]) != crc:
+                raise DataError(f"{path}: corrupt record header at byte {offset} (length checksum mismatch)")
+            data_at = offset + _HEADER.size
+            offset = data_at + length + _CRC.size
+            if offset > size:
+                raise DataError(f"{path}: record at byte {data_at - _HEADER.size} runs past the end; the file is incomplete")
+            rows.append((data_at, length))
+            handle.seek(offset)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def read_at(handle, offset: int, length: int, path: Path) -> bytes:
+    handle.seek(offset)
+    data = handle.read(length + _CRC.size)
+    if len(data) != length + _CRC.size or masked_crc(data[:length]) != _CRC.unpack(data[length:])[0]:
+        raise DataError(f"{path}: corrupt record at byte {offset} (data checksum mismatch)")
+    return data[:length]
+
+
+def first_record(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        header = handle.read(_HEADER.size)
+        length, _ = _HEADER.unpack(header)
+        return read_at(handle, _HEADER.size, length, path)
+
+
+def records(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        for offset, length in index(path):
+            yield read_at(handle, int(offset), int(length), path)
