@@ -1,0 +1,249 @@
+"""The canonical form (BertForPreTraining names + HF config + vocab.txt) and reading any format into it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bertvault import formats
+from bertvault.convert import config as configs
+from bertvault.convert.detect import Located, locate, tf_prefix
+from bertvault.convert.engine import ReadReport, plan_read
+from bertvault.convert.keymap import load_keymap
+from bertvault.convert.ops import padded_vocab
+from bertvault.convert.schema import load_schema
+from bertvault.convert.tensors import LazyTensor
+from bertvault.errors import ConversionError
+
+if TYPE_CHECKING:
+    from bertvault.registry.schema import Artifact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Canonical:
+    """A BERT in canonical names, its tensors read on demand."""
+
+    tensors: dict[str, LazyTensor]
+    config: dict  # HF config.json fields (architectures is filled in by hf_config)
+    vocab_path: Path | None
+    lowercase: bool | None
+    report: ReadReport
+    source: Path | None = None  # what the reader took: a file, a TF prefix or a folder
+    artifact: str | None = None  # the registered name it came from
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def format(self) -> str:
+        return self.report.format
+
+    @property
+    def groups(self) -> list[str]:
+        return self.report.groups
+
+    @property
+    def tied(self) -> dict[str, str]:
+        """alias -> owner for the ties this checkpoint has (the MLM head's decoder)."""
+        return {a: o for a, o in load_schema().ties.items() if o in self.tensors and "mlm" in self.groups}
+
+    def hf_config(self) -> dict:
+        return configs.finalize(self.config, self.groups, self.report.num_labels)
+
+    def state_dict(self, dtype=None) -> dict:
+        """torch tensors under canonical names, the tied aliases sharing their owner's tensor."""
+        from bertvault.convert.tensors import numpy_to_torch
+
+        out = {name: numpy_to_torch(t.load()) for name, t in self.tensors.items()}
+        if dtype is not None:
+            out = {k: v.to(dtype) if v.is_floating_point() else v for k, v in out.items()}
+        for alias, owner in self.tied.items():
+            out[alias] = out[owner]
+        return out
+
+    def to_model(self, dtype=None, *, init_missing: bool = True):
+        """A transformers BertForPreTraining on the CPU with these weights. Heads the source lacks
+        (`groups` says which are real) are randomly initialised, or zeros with init_missing=False,
+        which skips initialising weights that are overwritten anyway (seconds for BERT-large).
+        Finetuned heads are not part of it."""
+        import torch
+        from transformers import BertConfig, BertForPreTraining
+
+        dtype = dtype or torch.float32
+        with contextlib.nullcontext() if init_missing else _no_init_weights():
+            model = BertForPreTraining(BertConfig(**self.hf_config()))
+        model = model.to(dtype).eval()
+        state = {k: v for k, v in self.state_dict(dtype).items() if k.startswith(("bert.", "cls."))}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise ConversionError(f"transformers' BertForPreTraining rejected keys: {sorted(unexpected)[:5]}")
+        if not init_missing:
+            parameters = dict(model.named_parameters())
+            with torch.no_grad():
+                for name in missing:
+                    if name in parameters:
+                        parameters[name].zero_()
+        model.tie_weights()
+        return model
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+        self.closers.clear()
+
+
+def _no_init_weights():
+    """transformers' switch that skips random initialisation (its home moved in transformers 5)."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:
+        try:
+            from transformers.modeling_utils import no_init_weights
+        except ImportError:
+            return contextlib.nullcontext()
+    return no_init_weights()
+
+
+def _config_for(located: Located, metadata: Mapping[str, str], artifact: Artifact | None,
+                override: Path | dict | None) -> tuple[dict, str]:
+    folder = located.folder
+    if isinstance(override, dict):
+        return configs.normalize(override, "the given config"), "the given config"
+    if override is not None:
+        return configs.read_config_file(Path(override)), str(override)
+    if "bertvault.config" in metadata:
+        try:
+            return configs.normalize(json.loads(metadata["bertvault.config"]), str(located.weights)), "file metadata"
+        except json.JSONDecodeError:
+            raise ConversionError(f"{located.weights}: its bertvault.config metadata is not JSON") from None
+    for name in ("config.json", "bert_config.json"):
+        if (folder / name).is_file():
+            return configs.read_config_file(folder / name), str(folder / name)
+    if artifact is not None and artifact.architecture is not None:
+        return configs.from_architecture(artifact.architecture, f"manifest of {artifact.name}"), "manifest"
+    raise ConversionError(
+        f"no config for {located.weights}: no config.json or bert_config.json in {folder} and no registered "
+        "architecture; pass --config FILE"
+    )
+
+
+def _find_file(folder: Path, name: str) -> Path | None:
+    if (folder / name).is_file():
+        return folder / name
+    found = sorted(folder.glob(f"*/{name}"))
+    return found[0] if len(found) == 1 else None
+
+
+def _vocab_for(located: Located, artifact: Artifact | None, override: Path | None) -> Path | None:
+    if override is not None:
+        if not Path(override).is_file():
+            raise ConversionError(f"--vocab {override} does not exist")
+        return Path(override)
+    if (located.folder / "vocab.txt").is_file():
+        return located.folder / "vocab.txt"
+    if artifact is None:
+        return None
+    from bertvault.cache import layout
+
+    own = _find_file(layout.artifact_dir(artifact.name), "vocab.txt")
+    if own is not None:
+        return own
+    if artifact.vocab_from:
+        from bertvault.registry import load_registry
+
+        donor = load_registry().get(artifact.vocab_from).name
+        vocab = _find_file(layout.artifact_dir(donor), "vocab.txt") if layout.is_cached(donor) else None
+        if vocab is None:
+            raise ConversionError(
+                f"{artifact.name} has no vocab of its own and takes it from {donor}, which is not in the cache; "
+                f"run `bertvault pull {donor}` first"
+            )
+        return vocab
+    return None
+
+
+def count_tokens(vocab: Path) -> int:
+    try:
+        return len(vocab.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConversionError(f"cannot read {vocab}: {exc}") from None
+
+
+def _lowercase(located: Located, artifact: Artifact | None, vocab: Path | None) -> bool | None:
+    if artifact is not None and artifact.architecture is not None:
+        return not artifact.architecture.cased
+    tokenizer_config = located.folder / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        value = configs.read_json(tokenizer_config).get("do_lower_case")
+        if isinstance(value, bool):
+            return value
+    if vocab is None:
+        return None
+    # An uncased WordPiece vocab has no upper-case letters outside its [SPECIAL] tokens.
+    tokens = vocab.read_text(encoding="utf-8").splitlines()
+    return not any(t != t.lower() for t in tokens if not (t.startswith("[") and t.endswith("]")))
+
+
+def _resolve(source: str | Path) -> tuple[Path, Artifact | None]:
+    path = Path(source).expanduser()
+    if path.exists() or tf_prefix(path) is not None:
+        return path, None
+    from bertvault.sources import resolve
+
+    resolved = resolve(str(source))
+    return resolved.path, resolved.artifact
+
+
+def load_canonical(source: str | Path, *, from_format: str | None = None, config: Path | dict | None = None,
+                   vocab: Path | None = None) -> Canonical:
+    """Read a checkpoint (a path, or a registered name in the cache) into the canonical form.
+
+    Only names, shapes and dtypes are read here; tensors are read when a writer or `state_dict` asks.
+    """
+    path, artifact = _resolve(source)
+    fmt = from_format
+    if fmt is None and artifact is not None:
+        fmt = formats.FROM_MANIFEST.get(artifact.format)
+        if fmt is None:
+            raise ConversionError(f"{artifact.name} is a {artifact.format} artifact, not a checkpoint bertvault converts")
+    located = locate(path, fmt)
+    spec = formats.get(located.format)
+    tensors = spec.reader()(located.weights)
+    hf_config, origin = _config_for(located, tensors.metadata, artifact, config)
+    if artifact is not None and artifact.architecture is not None and origin != "manifest":
+        disagree = configs.disagreements(hf_config, artifact.architecture)
+        if disagree:
+            raise ConversionError([f"{artifact.name}: {d}" for d in disagree])
+    vocab_path = _vocab_for(located, artifact, vocab)
+    tokens = count_tokens(vocab_path) if vocab_path else None
+    if spec.name == "nvidia-pt" and tokens and hf_config["vocab_size"] == padded_vocab(tokens) != tokens:
+        hf_config = {**hf_config, "vocab_size": tokens}  # the padded size of NVIDIA's config, trimmed
+    canonical, report = plan_read(load_keymap(spec.keymap), tensors.entries, tensors.load, hf_config)
+    if tokens is not None and tokens != hf_config["vocab_size"]:
+        rows = canonical["bert.embeddings.word_embeddings.weight"].shape[0]
+        raise ConversionError(
+            f"{vocab_path} has {tokens} tokens but the embeddings have {rows} rows ({origin} says vocab_size "
+            f"{hf_config['vocab_size']}); use the vocab.txt that belongs to this checkpoint"
+        )
+    if tensors.metadata.get("bertvault.training_state"):
+        report.dropped["training state, not weights"] = tensors.metadata["bertvault.training_state"].split(", ")
+    for reason, keys in report.dropped.items():
+        log.info("dropped %d key(s), %s: %s", len(keys), reason, ", ".join(keys[:4]))
+    return Canonical(canonical, hf_config, vocab_path, _lowercase(located, artifact, vocab_path), report,
+                     located.weights, artifact.name if artifact else None, [tensors.close])
+
+
+def from_state_dict(state_dict: Mapping, config: dict, vocab_path: Path | None = None,
+                    lowercase: bool | None = None) -> Canonical:
+    """A canonical model from torch tensors in memory (a trainer's model.state_dict()), validated."""
+    from bertvault.formats.pt import source_from_state_dict
+
+    hf_config = configs.normalize(dict(config), "the given config")
+    tensors = source_from_state_dict(state_dict, [])
+    canonical, report = plan_read(load_keymap("hf"), tensors.entries, tensors.load, hf_config)
+    return Canonical(canonical, hf_config, vocab_path, lowercase, report)

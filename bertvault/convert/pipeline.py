@@ -1,0 +1,134 @@
+"""convert = read into the canonical form, plan the target's names, write atomically, check numerically."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bertvault import formats
+from bertvault.convert.atomic import atomic_output, refuse_existing
+from bertvault.convert.canonical import Canonical, load_canonical
+from bertvault.convert.engine import plan_write
+from bertvault.convert.keymap import load_keymap
+from bertvault.convert.tensors import target_dtype
+from bertvault.errors import ConversionError
+from bertvault.formats.base import WriteJob
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    source_format: str
+    target_format: str
+    tensors: int
+    bytes: int
+    dropped: dict[str, list[str]]
+    heads: list[str]
+    left_out: list[str]
+    seconds: float
+    check: object | None = None  # check.CheckResult
+
+
+def default_output(source: str | Path, canonical: Canonical, to: str) -> Path:
+    """A registered name: the cache's converted/<name>/<to>. A weights file: a file beside it when
+    the target is a single-file format, else `<stem>-<to>/`. A folder or TF prefix: `<folder>-<to>/`."""
+    if canonical.artifact is not None:
+        from bertvault.cache import layout
+
+        return layout.converted_dir(canonical.artifact, to)
+    weights = canonical.source or Path(source)
+    spec = formats.get(to)
+    if weights.is_file():
+        stem = weights.name.split(".")[0]
+        if spec.file_suffixes and not weights.name.endswith(".index.json"):
+            candidate = weights.with_name(stem + spec.file_suffixes[0])
+            return candidate if candidate != weights else weights.with_name(f"{stem}-{to}{spec.file_suffixes[0]}")
+        return weights.with_name(f"{stem}-{to}")
+    folder = Path(source).expanduser()
+    folder = folder if folder.is_dir() else weights.parent
+    return folder.parent / f"{folder.name}-{to}"
+
+
+def save_canonical(canonical: Canonical, out: Path, to: str, *, dtype: str = "keep", force: bool = False,
+                   drop_heads: bool = False, max_shard_size: int | None = None,
+                   check=None) -> tuple[int, int, list[str]]:
+    """Write `canonical` as format `to` at `out` (a folder, or a file when `out` ends in one of the
+    format's suffixes). Returns (tensors, bytes, heads left out). `check(temp_path)` runs before the
+    output takes its final name, so a failed check leaves nothing behind."""
+    spec = formats.get(to)
+    writer = spec.writer()
+    single_file = bool(spec.file_suffixes) and out.suffix in spec.file_suffixes
+    refuse_existing(out, force)
+    plan, left_out = plan_write(load_keymap(spec.keymap), canonical.tensors, canonical.config, drop_heads=drop_heads)
+    cast = target_dtype(dtype)
+    plan = [(name, tensor.cast(cast)) for name, tensor in plan]
+    groups = [g for g in canonical.groups if g not in left_out]
+    from bertvault.convert import config as configs
+
+    job = WriteJob(plan, configs.finalize(canonical.config, groups, canonical.report.num_labels),
+                   canonical.vocab_path, canonical.lowercase,
+                   {a: o for a, o in canonical.tied.items() if "mlm" in groups}, single_file, max_shard_size)
+    with atomic_output(out, force=force) as temp:
+        writer(temp, job)
+        if check is not None:
+            check(temp, single_file)
+    return len(plan), sum(t.nbytes for _, t in plan), left_out
+
+
+def export_hf(canonical: Canonical, out: Path, *, force: bool = False, dtype: str = "keep") -> Path:
+    """An HF model folder (what `pretrain --export hf` writes)."""
+    save_canonical(canonical, out, "hf", dtype=dtype, force=force)
+    return out
+
+
+def export_tf1(canonical: Canonical, out: Path, *, force: bool = False, dtype: str = "keep") -> Path:
+    """A google-research/bert TF1 checkpoint folder (what `pretrain --export tf1` writes)."""
+    save_canonical(canonical, out, "tf1", dtype=dtype, force=force)
+    return out
+
+
+def convert(source: str | Path, to: str, *, out: Path | None = None, dtype: str = "keep",
+            from_format: str | None = None, force: bool = False, check: bool | None = None,
+            config: Path | None = None, vocab: Path | None = None, drop_heads: bool = False,
+            max_shard_size: int | None = None) -> ConvertResult:
+    """`bertvault convert`: any readable format -> any writable one, with a numerical check.
+
+    `check=None` checks when the layout changes (another key map) or the dtype does.
+    """
+    spec = formats.get(to)
+    if not spec.writable:
+        raise ConversionError(f"cannot write {to}: it is read-only; write one of {', '.join(formats.WRITABLE)}")
+    target_dtype(dtype)
+    started = time.perf_counter()
+    canonical = load_canonical(source, from_format=from_format, config=config, vocab=vocab)
+    try:
+        out = Path(out) if out is not None else default_output(source, canonical, to)
+        if out.suffix in WEIGHT_SUFFIXES and out.suffix not in spec.file_suffixes:
+            what = f"a {to} file ends in {' or '.join(spec.file_suffixes)}" if spec.file_suffixes else \
+                f"{to} is written as a folder"
+            raise ConversionError(f"--out {out}: {what}")
+        refuse_existing(out, force)
+        source_keymap = formats.get(canonical.format).keymap
+        if check is None:
+            check = source_keymap != spec.keymap or dtype != "keep"
+        outcome: dict = {}
+
+        def run_check(temp: Path, single_file: bool) -> None:
+            from bertvault.convert.check import check_conversion
+
+            outcome["check"] = check_conversion(canonical, temp, to, dtype, single_file=single_file)
+
+        count, size, left_out = save_canonical(
+            canonical, out, to, dtype=dtype, force=force, drop_heads=drop_heads,
+            max_shard_size=max_shard_size, check=run_check if check else None,
+        )
+    finally:
+        canonical.close()
+    return ConvertResult(out, canonical.format, to, count, size, dict(canonical.report.dropped),
+                         canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))

@@ -1,0 +1,197 @@
+"""PyTorch pickles (.bin/.pt/.pth): HF state dicts, single or sharded with pytorch_model.bin.index.json.
+
+A pickle can run code when loaded. Every one is opened with `torch.load(weights_only=True)`, whose
+unpickler admits tensors and plain containers only; anything else (an `os.system` reduce, a pickled
+DataLoader) is refused as UnsafeInput before it is built. Zip-format files are memory-mapped, so
+reading one holds only the tensor being converted.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import pickle
+import pickletools
+import re
+import struct
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from bertvault.convert.engine import Entry
+from bertvault.convert.tensors import numpy_dtype_of_torch, numpy_to_torch, torch_to_numpy
+from bertvault.errors import ConversionError, UnsafeInput
+from bertvault.formats import sidecars
+from bertvault.formats.base import TensorSource, WriteJob
+
+WEIGHTS = "pytorch_model.bin"
+INDEX = "pytorch_model.bin.index.json"
+SUFFIXES = (".bin", ".pt", ".pth")
+
+
+# What a plain state dict's pickle references; anything else in a refused pickle is an object
+# (code) the file wanted built.
+_TENSOR_GLOBALS = re.compile(
+    r"torch\._utils\._rebuild_\w+|torch\._tensor\._rebuild_from_type_v2|torch\.\w*Storage|torch\.(Size|device)"
+    r"|torch\.(u?int\d*|float\d*|bfloat16|half|double|long|bool|complex\d*)|collections\.OrderedDict|_codecs\.encode"
+)
+
+
+def _pickle_globals(raw: bytes) -> list[str]:
+    """The globals a pickle stream names, found by reading its opcodes (pickletools runs nothing).
+    Legacy torch files are several pickles in a row; raises ValueError if the bytes are no pickle."""
+    found: list[str] = []
+    position, streams = 0, 0
+    while position < len(raw) and streams < 5:
+        strings: list[str] = []
+        end = None
+        for op, arg, pos in pickletools.genops(io.BytesIO(raw[position:])):
+            if op.name in ("GLOBAL", "INST"):
+                found.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+            end = pos
+        streams += 1
+        if end is None:
+            break
+        position += end + 1
+        if streams == 1 and not found and position < len(raw) and raw[position] != 0x80:
+            break  # not another pickle: the raw storage bytes of a legacy file follow
+    return found
+
+
+def _refusal(path: Path, message: str) -> Exception:
+    """Why torch's weights-only unpickler refused: code in the file (UnsafeInput) or damage."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                raw = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+        else:
+            raw = path.read_bytes()
+        named = _pickle_globals(raw)
+    except Exception:  # noqa: BLE001 - unreadable as a pickle at all: damaged, not malicious
+        named = None
+    foreign = sorted({g for g in named or [] if not _TENSOR_GLOBALS.fullmatch(g)})
+    if foreign:
+        return UnsafeInput(
+            f"{path} references {', '.join(foreign[:4])}: loading it would run code from the file, so it was "
+            "refused unopened (only tensors and plain containers are accepted; if you trust the file, re-save "
+            "its state dict alone)"
+        )
+    detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if "WeightsUnpickler" in message \
+        else message.splitlines()[0]
+    return ConversionError(f"{path} is truncated or not a PyTorch checkpoint ({detail})")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime: int, size: int) -> object:
+    import torch
+
+    try:
+        mmap = zipfile.is_zipfile(path)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing them anyway
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        raise _refusal(Path(path), str(exc)) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, struct.error) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConversionError(f"{path} is truncated or not a PyTorch checkpoint ({first})") from None
+
+
+def load_pickle(path: Path) -> object:
+    stat = path.stat()
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def is_tensor_dict(obj: object) -> bool:
+    import torch
+
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def source_from_state_dict(state: Mapping, files: list[Path]) -> TensorSource:
+    import torch
+
+    problems = [f"{k} is a {type(v).__name__}, not a tensor" for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if problems:
+        raise ConversionError(problems)
+    entries = {k: Entry(tuple(v.shape), numpy_dtype_of_torch(v.dtype)) for k, v in state.items()}
+    return TensorSource(entries, lambda name: torch_to_numpy(state[name]), files)
+
+
+def state_dict_of(path: Path) -> Mapping:
+    obj = load_pickle(path)
+    if is_tensor_dict(obj):
+        return obj  # type: ignore[return-value]
+    if isinstance(obj, Mapping) and is_tensor_dict(obj.get("state_dict")):
+        return obj["state_dict"]
+    kinds = sorted(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+    raise ConversionError(f"{path} is not a state dict of tensors (found {kinds})")
+
+
+def read(path: Path) -> TensorSource:
+    """`path`: a .bin/.pt/.pth state dict or a pytorch_model.bin.index.json."""
+    if path.name.endswith(".index.json"):
+        return _read_sharded(path)
+    return source_from_state_dict(state_dict_of(path), [path])
+
+
+def _read_sharded(index: Path) -> TensorSource:
+    from bertvault.convert.config import read_json
+
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ConversionError(f"{index} has no weight_map")
+    missing = [f for f in sorted(set(weight_map.values())) if not (index.parent / f).is_file()]
+    if missing:
+        raise ConversionError([f"{index.name} lists {f}, which is missing beside it" for f in missing])
+    merged: dict = {}
+    for file in sorted(set(weight_map.values())):
+        merged.update(state_dict_of(index.parent / file))
+    unlisted = sorted(set(merged) - set(weight_map))
+    absent = sorted(set(weight_map) - set(merged))
+    if unlisted or absent:
+        raise ConversionError([f"{index.name} does not list {n}" for n in unlisted]
+                              + [f"{index.name} lists {n}, which no shard holds" for n in absent])
+    return source_from_state_dict(merged, [index, *(index.parent / f for f in sorted(set(weight_map.values())))])
+
+
+def save_state_dict(path: Path, tensors) -> None:
+    import torch
+
+    state = {name: numpy_to_torch(t.load()) for name, t in tensors}
+    torch.save(state, path)
+
+
+def write_weights(folder: Path, job: WriteJob, file: str = WEIGHTS) -> None:
+    from bertvault.formats.safetensors import _shards
+
+    groups = _shards(job.tensors, job.max_shard_size)
+    if len(groups) == 1:
+        save_state_dict(folder / file, job.tensors)
+        return
+    stem = file.rsplit(".", 1)[0]
+    weight_map = {}
+    for k, group in enumerate(groups, 1):
+        shard = f"{stem}-{k:05d}-of-{len(groups):05d}.bin"
+        save_state_dict(folder / shard, group)
+        weight_map.update({name: shard for name, _ in group})
+    total = sum(t.nbytes for _, t in job.tensors)
+    (folder / f"{file}.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def write(dest: Path, job: WriteJob) -> None:
+    if job.single_file:
+        save_state_dict(dest, job.tensors)
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    write_weights(dest, job)
+    sidecars.write_hf_config(dest, job.config)
+    sidecars.copy_vocab(dest, job.vocab_path, required=False, fmt="pt")

@@ -1,0 +1,193 @@
+"""safetensors files, single or sharded with model.safetensors.index.json.
+
+Reading goes through `safe_open`, one tensor at a time. Writing streams too: the header (names,
+dtypes, shapes, offsets) is known before any tensor is read, so each tensor is written as it is
+produced and dropped. `safetensors.numpy.save_file` would need the whole model in memory at once;
+this writes the same documented layout (8-byte little-endian header length, JSON header, raw
+bytes), and every file is re-opened with `safe_open` before it counts as written.
+
+The tie between the word embeddings and the MLM decoder (and between the two MLM biases) is kept as
+one copy, recorded in the header metadata as `bertvault.tied`; the config goes in `bertvault.config`,
+so a lone .safetensors file written here is readable without a config.json beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from bertvault.convert.engine import Entry
+from bertvault.convert.tensors import LazyTensor, bfloat16
+from bertvault.errors import ConversionError
+from bertvault.formats import sidecars
+from bertvault.formats.base import TensorSource, WriteJob
+
+WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"
+_CODES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+          "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+_NAMES = {code: name for name, code in _CODES.items()}
+
+
+def _np_dtype(code: str) -> np.dtype:
+    name = _NAMES.get(code)
+    if name is None:
+        return np.dtype(object)
+    return bfloat16() if name == "bfloat16" else np.dtype(name)
+
+
+def _open(path: Path):
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        return safe_open(str(path), framework="np")
+    except (SafetensorError, OSError) as exc:
+        raise ConversionError(f"{path} is not a readable safetensors file ({exc}); it may be truncated") from None
+
+
+def read(path: Path) -> TensorSource:
+    """`path`: a .safetensors file or a model.safetensors.index.json."""
+    if path.name.endswith(".index.json"):
+        return _read_sharded(path)
+    handle = _open(path)
+    entries = {}
+    for name in handle.keys():
+        part = handle.get_slice(name)
+        entries[name] = Entry(tuple(part.get_shape()), _np_dtype(part.get_dtype()))
+
+    def load(name: str) -> np.ndarray:
+        if entries[name].dtype.name == "bfloat16":  # safetensors' numpy side has no bfloat16
+            from safetensors import safe_open
+
+            from bertvault.convert.tensors import torch_to_numpy
+
+            with safe_open(str(path), framework="pt") as pt:
+                return torch_to_numpy(pt.get_tensor(name))
+        return handle.get_tensor(name)
+
+    return TensorSource(entries, load, [path], dict(handle.metadata() or {}))
+
+
+def _read_sharded(index: Path) -> TensorSource:
+    from bertvault.convert.config import read_json
+
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ConversionError(f"{index} has no weight_map")
+    shards: dict[str, TensorSource] = {}
+    problems = []
+    for file in sorted(set(weight_map.values())):
+        if not (index.parent / file).is_file():
+            problems.append(f"{index.name} lists {file}, which is missing beside it")
+    if problems:
+        raise ConversionError(problems)
+    for file in sorted(set(weight_map.values())):
+        shards[file] = read(index.parent / file)
+    entries, owner = {}, {}
+    for name, file in weight_map.items():
+        if name not in shards[file].entries:
+            problems.append(f"{index.name} puts {name} in {file}, which does not hold it")
+            continue
+        entries[name], owner[name] = shards[file].entries[name], shards[file]
+    for file, shard in shards.items():
+        problems += [f"{file} holds {n}, which {index.name} does not list" for n in shard.entries if n not in weight_map]
+    if problems:
+        raise ConversionError(problems)
+    metadata = next(iter(shards.values())).metadata
+    return TensorSource(entries, lambda name: owner[name].load(name), [index, *(index.parent / f for f in shards)],
+                        metadata)
+
+
+def metadata_for(job: WriteJob) -> dict[str, str]:
+    return {"format": "pt", "bertvault.config": json.dumps(job.config, sort_keys=True),
+            "bertvault.tied": json.dumps(job.tied, sort_keys=True)}
+
+
+def write_file(path: Path, tensors: list[tuple[str, LazyTensor]], metadata: dict[str, str]) -> None:
+    header: dict[str, object] = {"__metadata__": metadata}
+    offset = 0
+    for name, tensor in tensors:
+        code = _CODES.get(tensor.dtype.name)
+        if code is None:
+            raise ConversionError(f"{name}: safetensors cannot hold dtype {tensor.dtype}")
+        header[name] = {"dtype": code, "shape": list(tensor.shape), "data_offsets": [offset, offset + tensor.nbytes]}
+        offset += tensor.nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)  # the format allows space padding; aligned data can be mapped in place
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(blob)))
+        out.write(blob)
+        for (name, tensor), array in zip(tensors, prefetched(tensors)):
+            if array.dtype != tensor.dtype:
+                raise ConversionError(f"{name}: produced {array.dtype}, planned {tensor.dtype}")
+            out.write(memoryview(array.reshape(-1).view(np.uint8)))
+            del array
+    _verify(path, tensors)
+
+
+def prefetched(tensors: list[tuple[str, LazyTensor]], depth: int = 2):
+    """Tensors loaded (read, transposed) on worker threads while earlier ones are written: numpy and
+    file I/O release the GIL, so both cores work. At most `depth` + 1 tensors are in memory."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(tensor: LazyTensor) -> np.ndarray:
+        return np.ascontiguousarray(tensor.load())
+
+    with ThreadPoolExecutor(max_workers=depth) as pool:
+        pending = deque(pool.submit(load, t) for _, t in tensors[:depth])
+        for k in range(len(tensors)):
+            array = pending.popleft().result()
+            if k + depth < len(tensors):
+                pending.append(pool.submit(load, tensors[k + depth][1]))
+            yield array
+            del array
+
+
+def _verify(path: Path, tensors: list[tuple[str, LazyTensor]]) -> None:
+    written = read(path).entries
+    expected = {name: (t.shape, t.dtype) for name, t in tensors}
+    if {n: (e.shape, e.dtype) for n, e in written.items()} != expected:
+        raise ConversionError(f"{path} does not read back as written")
+
+
+def _shards(tensors: list[tuple[str, LazyTensor]], limit: int | None) -> list[list[tuple[str, LazyTensor]]]:
+    groups: list[list[tuple[str, LazyTensor]]] = [[]]
+    size = 0
+    for item in tensors:
+        if limit and groups[-1] and size + item[1].nbytes > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += item[1].nbytes
+    return groups
+
+
+def write_weights(folder: Path, job: WriteJob, stem: str = "model") -> None:
+    """model.safetensors, or model-0000k-of-0000n.safetensors + the index when over max_shard_size."""
+    metadata = metadata_for(job)
+    groups = _shards(job.tensors, job.max_shard_size)
+    if len(groups) == 1:
+        write_file(folder / f"{stem}.safetensors", job.tensors, metadata)
+        return
+    weight_map = {}
+    for k, group in enumerate(groups, 1):
+        file = f"{stem}-{k:05d}-of-{len(groups):05d}.safetensors"
+        write_file(folder / file, group, metadata)
+        weight_map.update({name: file for name, _ in group})
+    total = sum(t.nbytes for _, t in job.tensors)
+    index = {"metadata": {"total_size": total, **metadata}, "weight_map": weight_map}
+    (folder / f"{stem}.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
+def write(dest: Path, job: WriteJob) -> None:
+    if job.single_file:
+        write_file(dest, job.tensors, metadata_for(job))
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    write_weights(dest, job)
+    sidecars.write_hf_config(dest, job.config)
+    sidecars.copy_vocab(dest, job.vocab_path, required=False, fmt="safetensors")
