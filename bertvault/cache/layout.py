@@ -3,8 +3,11 @@
     blobs/sha256/<aa>/<digest>      content-addressed file bodies
     artifacts/<name>/...            per-artifact view (hardlinks to blobs, extracted archives)
     meta/<name>.json                what was pulled: source URLs, validators, every hash seen
-    partial/                        in-progress downloads and their journals
+    partial/<key>[@host@pid@tag]/   in-progress downloads (data + journal); a suffix names the owner
+    quarantine/<name>/              downloads that failed verification, kept for inspection
     locks/                          advisory locks (they only save work; correctness never rests on them)
+
+Views are swapped in whole: a new view is staged in artifacts/.stage-* and exchanged atomically.
 """
 
 from __future__ import annotations
@@ -23,12 +26,20 @@ def blob_path(sha256: str) -> Path:
     return blobs_dir() / sha256[:2] / sha256
 
 
+def artifacts_root() -> Path:
+    return paths.home() / "artifacts"
+
+
 def artifact_dir(name: str) -> Path:
-    return paths.home() / "artifacts" / name
+    return artifacts_root() / name
+
+
+def meta_dir() -> Path:
+    return paths.home() / "meta"
 
 
 def meta_path(name: str) -> Path:
-    return paths.home() / "meta" / f"{name}.json"
+    return meta_dir() / f"{name}.json"
 
 
 def partial_dir() -> Path:
@@ -37,6 +48,10 @@ def partial_dir() -> Path:
 
 def locks_dir() -> Path:
     return paths.home() / "locks"
+
+
+def quarantine_dir() -> Path:
+    return paths.home() / "quarantine"
 
 
 def read_meta(name: str) -> dict | None:

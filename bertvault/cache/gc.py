@@ -1,0 +1,95 @@
+"""`bertvault cache ls | rm | gc`: what the cache holds, forgetting an artifact, and dropping what no
+artifact needs (orphan blobs, stale partial downloads, quarantine, leftovers of dead processes)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bertvault.cache import layout, metadata, store, view
+from bertvault.errors import ManifestError
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def referenced() -> set[str]:
+    """sha256 of every blob some artifact record uses."""
+    return {r["sha256"] for name in metadata.names() for r in metadata.read(name)["files"].values() if r.get("sha256")}
+
+
+def listing() -> list[dict]:
+    rows = []
+    for name in metadata.names():
+        meta = metadata.read(name)
+        files = meta["files"]
+        trust = sorted({r.get("trust", "?") for r in files.values()})
+        rows.append({
+            "name": name, "files": len(files), "complete": bool(meta.get("complete")),
+            "size": sum(r.get("size") or 0 for r in files.values()),
+            "trust": ", ".join(trust), "updated": meta.get("updated"),
+            "view": str(layout.artifact_dir(name)),
+        })
+    return rows
+
+
+def totals() -> dict[str, int]:
+    root = {"blobs": layout.blobs_dir(), "partial": layout.partial_dir(), "quarantine": layout.quarantine_dir()}
+    return {k: _size(v) if v.exists() else 0 for k, v in root.items()}
+
+
+def remove(name: str) -> dict:
+    """Forget an artifact: its view, its record, and the blobs no other artifact uses."""
+    if name not in metadata.names() and not layout.artifact_dir(name).exists():
+        raise ManifestError(f"{name} is not in the cache (see `bertvault cache ls`)")
+    mine = {r["sha256"] for r in metadata.read(name)["files"].values() if r.get("sha256")}
+    view.remove(name)
+    metadata.remove(name)
+    others = referenced()
+    freed = sum(store.remove(sha) for sha in mine - others)
+    return {"name": name, "blobs_removed": len(mine - others), "bytes_freed": freed}
+
+
+@dataclass
+class GcReport:
+    blobs: list[str] = field(default_factory=list)
+    partials: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+
+
+BLOB_GRACE_SECONDS = 120  # a blob this young may belong to a pull that has not recorded it yet
+
+
+def gc(*, partial_age_days: float = 7.0, dry_run: bool = False) -> GcReport:
+    """Drop orphan blobs, partial downloads untouched for `partial_age_days` (and not in use),
+    quarantined files, and staging folders of dead processes."""
+    from bertvault.fetch.partial import stale
+
+    report = GcReport()
+    keep = referenced()
+    now = time.time()
+    doomed: list[tuple[list[str], Path]] = []
+    doomed += [(report.blobs, path) for sha, path in store.blobs()
+               if sha not in keep and now - path.stat().st_mtime > BLOB_GRACE_SECONDS]
+    doomed += [(report.partials, p) for p in stale(partial_age_days * 86400, time.time())]
+    quarantine = layout.quarantine_dir()
+    if quarantine.is_dir():
+        doomed += [(report.quarantined, p) for p in sorted(quarantine.rglob("*")) if p.is_file()]
+    doomed += [(report.leftovers, p) for p in view.leftovers()]
+    for bucket, path in doomed:
+        bucket.append(str(path))
+        report.bytes_freed += _size(path)
+        if dry_run:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return report

@@ -1,0 +1,91 @@
+"""Building an artifact's view from its blobs: hardlinks for plain files, safe extraction for
+archives (reusing what the current view already extracted from the same blob), staged beside the
+view and swapped in at once."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from bertvault.cache import layout, store, view
+from bertvault.errors import DownloadError
+from bertvault.fetch import archives
+from bertvault.registry.schema import Artifact, FileSpec
+
+log = logging.getLogger(__name__)
+
+
+def _reusable(current: Path, record: dict) -> dict[str, dict] | None:
+    """The members the current view holds from this very archive blob, if all are still there."""
+    extracted = record.get("archive") or {}
+    members = extracted.get("members")
+    if extracted.get("sha256") != record.get("sha256") or not members:
+        return None
+    for rel, info in members.items():
+        path = current / rel
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != info.get("size"):
+            return None
+    return members
+
+
+def _unpack(spec: FileSpec, record: dict, current: Path, stage: Path, ratio: float) -> dict:
+    blob = layout.blob_path(record["sha256"])
+    members = _reusable(current, record)
+    if members is not None:
+        for rel in members:
+            store.place(current / rel, stage / rel)
+    else:
+        declared = archives.uncompressed_size(blob, spec.archive)  # type: ignore[arg-type]
+        free = shutil.disk_usage(stage).free
+        if declared is not None and declared > free:
+            raise DownloadError(f"not enough free space to extract {spec.path}: {declared} bytes needed, {free} free "
+                                f"in {stage.parent}; free some space and pull again (the archive is kept)")
+        cap = int(max(blob.stat().st_size, 1 << 20) * ratio)
+        members = archives.extract(blob, spec.archive, stage, spec.archive_root, cap)  # type: ignore[arg-type]
+    return {"type": spec.archive, "root": spec.archive_root, "sha256": record["sha256"], "members": members}
+
+
+def intact(artifact: Artifact, records: dict[str, dict]) -> bool:
+    """True when the current view already shows every recorded file exactly."""
+    current = layout.artifact_dir(artifact.name)
+    for spec in artifact.files:
+        record = records.get(spec.path)
+        if record is None:
+            continue
+        if spec.archive:
+            if _reusable(current, record) is None:
+                return False
+            continue
+        path = current / spec.path
+        try:
+            if not os.path.samestat(path.stat(), layout.blob_path(record["sha256"]).stat()):
+                return False
+        except OSError:
+            return False
+    return current.is_dir()
+
+
+def build(artifact: Artifact, records: dict[str, dict], ratio: float) -> dict[str, dict]:
+    """Publish a view holding every recorded file whose blob is present; return archive records."""
+    current = layout.artifact_dir(artifact.name)
+    unpacked: dict[str, dict] = {}
+    try:
+        with view.staging(artifact.name) as stage:
+            for spec in artifact.files:
+                record = records.get(spec.path)
+                if record is None or not store.has(record.get("sha256")):
+                    continue
+                if spec.archive:
+                    unpacked[spec.path] = _unpack(spec, record, current, stage, ratio)
+                else:
+                    store.place(layout.blob_path(record["sha256"]), stage / spec.path)
+            view.publish(stage, artifact.name)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DownloadError(f"no space left building the view of {artifact.name} in {current.parent}: "
+                                f"{exc.strerror}; free some space and pull again (downloaded files are kept)") from None
+        raise
+    return unpacked

@@ -1,0 +1,143 @@
+"""The download engine: one remote file into one claimed partial folder.
+
+A probe says what the remote is; the journal says what of it is already on disk; a Transfer fetches
+the rest. When the remote turns out not to be what the probe said (changed, range ignored, URL
+expired) it is probed again, and the bytes on disk are kept only if the validators still match, so
+two versions of a file are never spliced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bertvault.fetch import journal as journals
+from bertvault.fetch.options import PullOptions
+from bertvault.fetch.partial import Partial
+from bertvault.fetch.ranges import RangeSet
+from bertvault.fetch.remote import Remote, Reprobe, Retryable, Unavailable
+from bertvault.fetch.retry import Budget, GiveUp, Stop
+from bertvault.fetch.space import DISK_FULL, disk_full, ensure_free, fdatasync, preallocate
+from bertvault.fetch.task import Task
+from bertvault.fetch.transfer import Interrupted, Transfer
+from bertvault.fetch.transports import Transport
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Download", "Fetched", "Interrupted"]
+
+
+@dataclass
+class Fetched:
+    remote: Remote
+    hashes: dict[str, str]
+    size: int
+    fetched: int   # bytes received by this run (the rest was resumed)
+
+
+class Download:
+    def __init__(self, transport: Transport, url: str, partial: Partial, algos: set[str],
+                 options: PullOptions, task: Task, stop: Stop, event: Callable[[str], None]) -> None:
+        self.transport, self.url, self.partial = transport, url, partial
+        self.algos = {"sha256", *algos}
+        self.options, self.task, self.stop, self.event = options, task, stop, event
+
+    def run(self) -> Fetched:
+        session = self.transport.session()
+        budget = Budget(self.options, self.url)
+        remote = self._probe(session, budget)
+        single = False
+        for _ in range(self.options.rounds):
+            if single:
+                remote.ranges = False
+            try:
+                return self._transfer(remote, budget)
+            except Reprobe as exc:
+                self.event(f"{self.task.label}: {exc}; asking the server again")
+                previous = remote
+                remote = self._probe(session, budget)
+                # A 200 to a range request from an unchanged file: this server ignores ranges.
+                unchanged = journals.resumable(journals.validators(previous), remote) is None
+                single = single or (exc.no_ranges and unchanged)
+        raise Unavailable(f"the file kept changing or ignoring requests after {self.options.rounds} tries")
+
+    def _backoff(self, budget: Budget, exc: Retryable, what: str) -> None:
+        try:
+            wait = budget.wait_after(exc)
+        except GiveUp as give_up:
+            raise Unavailable(str(give_up)) from None
+        self.event(f"{self.task.label}: {exc}; {what} in {wait:.1f} s")
+        if self.stop.sleep(wait):
+            raise Interrupted("stopped")
+
+    def _probe(self, session: object, budget: Budget) -> Remote:
+        self.task.state = "probing"
+        while True:
+            if self.stop.is_set():
+                raise Interrupted("stopped")
+            try:
+                remote = self.transport.probe(self.url, session)
+            except Retryable as exc:
+                self._backoff(budget, exc, "retrying")
+                continue
+            budget.progressed()
+            return remote
+
+    def _transfer(self, remote: Remote, budget: Budget) -> Fetched:
+        while True:
+            try:
+                return self._attempt(remote)
+            except Retryable as exc:  # single stream: nothing can be resumed, start the file again
+                self._backoff(budget, exc, "starting this file again")
+
+    def _resume_point(self, remote: Remote, journal: journals.Journal) -> RangeSet:
+        if not remote.ranges or remote.size is None or not self.partial.data.exists():
+            return RangeSet()
+        loaded = journal.load()
+        if loaded is None:
+            return RangeSet()
+        header, done = loaded
+        reason = journals.resumable(header, remote)
+        if reason:
+            if done.total():
+                self.event(f"{self.task.label}: starting over, {reason}")
+            return RangeSet()
+        return done
+
+    def _attempt(self, remote: Remote) -> Fetched:
+        journal = journals.Journal(self.partial.journal)
+        done = self._resume_point(remote, journal)
+        fd = os.open(self.partial.data, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not done.total():
+                os.ftruncate(fd, 0)
+            elif self.options.fsync:
+                fdatasync(fd)  # what the last run wrote is now synced, whatever the journal said
+            self._preallocate(fd, remote.size)
+            journal.start(remote, done, synced=self.options.fsync)
+            if done.total():
+                self.event(f"{self.task.label}: resuming, {done.total()} of {remote.size} bytes already here")
+            self.task.begin(remote.url, remote.size, done.total())
+            transfer = Transfer(self.transport, remote, fd, self.partial.dir, journal, self.options, self.task,
+                                self.stop, self.event)
+            hashes, size = transfer.run(done, self.algos)
+            return Fetched(remote, hashes, size, self.task.fetched)
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                raise disk_full(exc, self.partial.dir) from None
+            raise
+        finally:
+            journal.close()
+            os.close(fd)
+
+    def _preallocate(self, fd: int, size: int | None) -> None:
+        if not size:
+            return
+        need = max(0, size - os.fstat(fd).st_blocks * 512)
+        ensure_free(self.partial.dir.parent, need)
+        try:
+            preallocate(fd, size)
+        except OSError as exc:
+            raise disk_full(exc, self.partial.dir, need) from None

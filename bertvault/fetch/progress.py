@@ -1,0 +1,169 @@
+"""Showing a pull as it runs: rich bars on a terminal, plain periodic lines otherwise.
+
+Reporters only read the Task counters (from their own thread); the download threads never wait on
+the display.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import IO, Protocol
+
+from bertvault.fetch.task import Task
+
+FINAL = ("done", "cached", "failed")
+
+
+def human(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return "?"
+
+
+class Reporter(Protocol):
+    def start(self, title: str, tasks: list[Task]) -> None: ...
+
+    def event(self, message: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class NullReporter:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def start(self, title: str, tasks: list[Task]) -> None:
+        pass
+
+    def event(self, message: str) -> None:
+        self.events.append(message)
+
+    def stop(self) -> None:
+        pass
+
+
+class _Ticker:
+    """Calls `tick` every `every` seconds on a daemon thread until stopped (and once at the end)."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def begin(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._every):
+            self.tick()
+
+    def end(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.tick()
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class LogReporter(_Ticker):
+    """One line per interval (none if `every` is 0): files done, bytes, speed, ETA; events as they
+    happen."""
+
+    def __init__(self, stream: IO[str], every: float = 5.0) -> None:
+        super().__init__(every)
+        self._stream = stream
+        self._tasks: list[Task] = []
+        self._title = ""
+        self._started = time.monotonic()
+        self._last = ""
+        self._lock = threading.Lock()
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def start(self, title: str, tasks: list[Task]) -> None:
+        self._title, self._tasks, self._started = title, tasks, time.monotonic()
+        if self._every > 0:
+            self.begin()
+
+    def event(self, message: str) -> None:
+        self._write(f"bertvault: {message}")
+
+    def tick(self) -> None:
+        line = self.status()
+        if line != self._last:
+            self._last = line
+            self._write(line)
+
+    def status(self) -> str:
+        tasks = self._tasks
+        finished = sum(t.state in FINAL for t in tasks)
+        done = sum(t.done for t in tasks)
+        fetched = sum(t.fetched for t in tasks)
+        totals = [t.total for t in tasks]
+        total = sum(totals) if all(x is not None for x in totals) else None  # type: ignore[misc]
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        speed = fetched / elapsed
+        text = f"bertvault: pull {self._title}: {finished}/{len(tasks)} files, {human(done)}"
+        if total:
+            text += f" of {human(total)} ({100 * done / total:.0f}%)"
+            if speed > 0 and done < total:
+                text += f", ETA {(total - done) / speed:.0f} s"
+        active = [t.label for t in tasks if t.state not in FINAL and t.state != "queued"]
+        return text + f", {human(speed)}/s" + (f" [{', '.join(active[:3])}]" if active else "")
+
+    def stop(self) -> None:
+        if self._every > 0:
+            self.end()
+
+
+class RichReporter(_Ticker):
+    """An overall bar and one bar per active file, with speed and ETA."""
+
+    def __init__(self, console) -> None:
+        super().__init__(0.2)
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                  TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=False)
+        self._tasks: list[Task] = []
+        self._ids: dict[int, int] = {}
+        self._overall = None
+
+    def start(self, title: str, tasks: list[Task]) -> None:
+        self._tasks = tasks
+        totals = [t.total for t in tasks]
+        self._overall = self._progress.add_task(f"[bold]{title}", total=sum(totals) if None not in totals else None)
+        self._progress.start()
+        self.begin()
+
+    def event(self, message: str) -> None:
+        self._progress.console.print(message, markup=False, highlight=False)
+
+    def tick(self) -> None:
+        for task in self._tasks:
+            key = id(task)
+            if task.state == "queued":
+                continue
+            if key not in self._ids:
+                self._ids[key] = self._progress.add_task(f"  {task.label}", total=task.total)
+            description = f"  {task.label}" + ("" if task.state == "downloading" else f" ({task.state})")
+            self._progress.update(self._ids[key], completed=task.done, total=task.total, description=description)
+        totals = [t.total for t in self._tasks]
+        self._progress.update(self._overall, completed=sum(t.done for t in self._tasks),
+                              total=sum(totals) if None not in totals else None)
+
+    def stop(self) -> None:
+        self.end()
+        self._progress.stop()

@@ -1,0 +1,169 @@
+"""`bertvault pull`: choose an artifact's files, fetch the missing ones (several at once), build the
+view, record what was pulled, and optionally materialize the view elsewhere."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import fnmatch
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from bertvault import paths
+from bertvault.cache import layout, metadata, store, view
+from bertvault.errors import BertvaultError, ChecksumMismatch, DownloadError, ManifestError, raise_if
+from bertvault.fetch import assemble
+from bertvault.fetch import partial as partials
+from bertvault.fetch.fetcher import FileFetcher, FileResult, cached
+from bertvault.fetch.options import PullOptions
+from bertvault.fetch.progress import NullReporter, Reporter
+from bertvault.fetch.retry import Stop
+from bertvault.fetch.task import Task
+from bertvault.fetch.transports import is_network
+from bertvault.registry.schema import Artifact, FileSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PullReport:
+    artifact: str
+    view: Path
+    results: list[FileResult]
+    complete: bool
+    materialized: Path | None = None
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def first_use(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "downloaded" and r.trust in ("first-use", "server")]
+
+    def error(self) -> BertvaultError | None:
+        if not self.failed:
+            return None
+        kind = ChecksumMismatch if any(r.mismatch for r in self.failed) else DownloadError
+        return kind([r.error or f"{self.artifact}/{r.path}: failed" for r in self.failed])
+
+
+def select(artifact: Artifact, include: tuple[str, ...]) -> list[FileSpec]:
+    """Default: every non-optional file. With --include: the files matching any glob (by path or file
+    name), optional ones too."""
+    if not include:
+        return [f for f in artifact.files if not f.optional]
+    chosen = [f for f in artifact.files
+              if any(fnmatch.fnmatchcase(f.path, g) or fnmatch.fnmatchcase(PurePosixPath(f.path).name, g)
+                     for g in include)]
+    if not chosen:
+        sample = ", ".join(f.path for f in artifact.files[:8]) + (" ..." if len(artifact.files) > 8 else "")
+        raise ManifestError(f"--include {' '.join(include)} matches none of the files of {artifact.name} ({sample})")
+    return chosen
+
+
+def _check_offline(artifact: Artifact, files: list[FileSpec], records: dict) -> None:
+    missing = [f.path for f in files
+               if not cached(f, records.get(f.path)) and all(is_network(u) for u in f.urls)]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DownloadError(f"offline mode (--offline or BERTVAULT_OFFLINE=1): {artifact.name} is not in the cache "
+                            f"(missing {shown}); pull it once with network access")
+
+
+def _check_space(artifact: Artifact, files: list[FileSpec], records: dict) -> None:
+    todo = [f for f in files if not cached(f, records.get(f.path))]
+    need = sum(max(0, f.size - max(partials.present_bytes(u) for u in f.urls)) for f in todo if f.size)
+    root = paths.home()
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if need > free:
+        raise DownloadError(f"not enough free space for {artifact.name}: {need} bytes needed, {free} free in {root}; "
+                            f"free some space or set BERTVAULT_HOME to a larger disk")
+
+
+def _fetch_all(fetcher: FileFetcher, files: list[FileSpec], tasks: dict[str, Task], jobs: int,
+               stop: Stop) -> list[FileResult]:
+    def one(spec: FileSpec) -> FileResult:
+        task = tasks[spec.path]
+        try:
+            return fetcher.fetch(spec, task)
+        except BertvaultError as exc:
+            task.finish("failed")
+            return FileResult(spec.path, "failed", spec.size, error=str(exc), fetched=task.fetched,
+                              seconds=task.seconds, mismatch=isinstance(exc, ChecksumMismatch))
+        except OSError as exc:
+            task.finish("failed")
+            return FileResult(spec.path, "failed", spec.size, error=f"{fetcher.artifact}/{spec.path}: {exc}",
+                              fetched=task.fetched, seconds=task.seconds)
+
+    with cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="file") as pool:
+        futures = [pool.submit(one, spec) for spec in files]
+        try:
+            pending = set(futures)
+            while pending:
+                _, pending = cf.wait(pending, timeout=0.25)
+        except KeyboardInterrupt:
+            stop.set()  # every download gives its partial back and returns
+            for future in futures:
+                future.cancel()
+            cf.wait(futures)
+            raise
+    return [f.result() for f in futures]
+
+
+def _finish_meta(artifact: Artifact, unpacked: dict[str, dict], in_view: set[str]) -> bool:
+    required = {f.path for f in artifact.files if not f.optional}
+    complete = required <= in_view
+
+    def change(meta: dict) -> None:
+        for path, archive in unpacked.items():
+            meta["files"][path]["archive"] = archive
+        meta.update(kind=artifact.kind, format=artifact.format, complete=complete, view=sorted(in_view))
+
+    metadata.update(artifact.name, change)
+    return complete
+
+
+def pull(name: str, options: PullOptions, reporter: Reporter | None = None) -> PullReport:
+    raise_if(options.problems())
+    from bertvault.registry import load_registry
+
+    reporter = reporter or NullReporter()
+    artifact = load_registry().get(name)
+    files = select(artifact, options.include)
+    if paths.offline() and not options.offline:
+        options = dataclasses.replace(options, offline=True)
+    records = metadata.read(artifact.name)["files"]
+    if options.offline:
+        _check_offline(artifact, files, records)
+    _check_space(artifact, files, records)
+
+    tasks = {f.path: Task(f.path, f.size) for f in files}
+    stop = Stop()
+    fetcher = FileFetcher(artifact.name, options, stop, reporter.event)
+    reporter.start(artifact.name, list(tasks.values()))
+    try:
+        results = _fetch_all(fetcher, files, tasks, options.jobs, stop)
+    finally:
+        reporter.stop()
+
+    records = metadata.read(artifact.name)["files"]
+    failed = {r.path for r in results if r.status == "failed"}
+    present = {f.path: records[f.path] for f in artifact.files
+               if f.path in records and f.path not in failed and store.has(records[f.path].get("sha256"))}
+    unpacked: dict[str, dict] = {}
+    if not present:
+        view.remove(artifact.name)
+    elif not assemble.intact(artifact, present) or any(r.status == "downloaded" for r in results):
+        unpacked = assemble.build(artifact, present, options.max_extract_ratio)
+    complete = _finish_meta(artifact, unpacked, set(present))
+    report = PullReport(artifact.name, layout.artifact_dir(artifact.name), results, complete)
+    if options.to is not None and not report.failed:
+        options.to.mkdir(parents=True, exist_ok=True)
+        view.materialize(report.view, options.to)
+        report.materialized = options.to
+    return report

@@ -1,0 +1,43 @@
+"""Disk space: a full disk is a clear error that keeps the bytes already fetched."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from bertvault.errors import DownloadError
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+def preallocate(fd: int, size: int) -> None:
+    """Reserve the blocks now, so a full disk shows up before the download rather than during it."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except (AttributeError, OSError) as exc:  # no fallocate here (macOS, some filesystems): a sparse file
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise
+        os.ftruncate(fd, size)
+
+
+class DiskFull(DownloadError):
+    """No space left while writing: the partial file is kept for a resume, nothing is installed."""
+
+
+def disk_full(exc: OSError, folder: Path, need: int | None = None) -> DiskFull:
+    free = shutil.disk_usage(folder).free
+    need_text = f"{need} more bytes needed, " if need is not None else ""
+    return DiskFull(f"no space left on the device holding {folder} ({need_text}{free} bytes free): "
+                    f"{exc.strerror}; free some space (or point BERTVAULT_HOME at a larger disk) and pull "
+                    f"again: the bytes already fetched are kept")
+
+
+def ensure_free(folder: Path, need: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise DiskFull(f"not enough free space: {need} more bytes needed, {free} free in {folder}; "
+                       f"free some space or point BERTVAULT_HOME at a larger disk")

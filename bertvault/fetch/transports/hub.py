@@ -1,0 +1,91 @@
+"""hf://org/repo/path[@revision] (or hf://org/repo@revision/path) through huggingface_hub.
+
+The Hub's HEAD answer (read by `huggingface_hub.get_hf_file_metadata`, honouring HF_ENDPOINT and
+HF_TOKEN) gives the commit, the size and, for LFS files, the sha256 (X-Linked-Etag); the bytes are
+then read in ranges from where the Hub redirects (usually a CDN on another host, which never sees
+the token). HF_HUB_OFFLINE=1 makes this mirror unavailable without a request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlsplit
+
+import requests
+
+from bertvault.fetch.remote import Remote, Retryable, Unavailable
+from bertvault.fetch.transports.http import HttpTransport, origin
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def parse(url: str) -> tuple[str, str, str]:
+    """(repo_id, filename, revision) of an hf:// URL."""
+    parts = urlsplit(url)
+    segments = [parts.netloc, *parts.path.lstrip("/").split("/")]
+    if len(segments) < 3 or not all(segments):
+        raise Unavailable(f"{url!r} is not hf://ORG/REPO/PATH[@REVISION]")
+    org, repo, *rest = segments
+    revision = "main"
+    if "@" in repo:
+        repo, revision = repo.split("@", 1)
+    elif "@" in rest[-1]:
+        rest[-1], revision = rest[-1].rsplit("@", 1)
+    return f"{org}/{repo}", "/".join(rest), revision
+
+
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def token() -> str | None:
+    value = os.environ.get("HF_TOKEN")
+    if value:
+        return value
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+class HubTransport(HttpTransport):
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The token, for the Hub's own host only."""
+        secret = token()
+        return {"Authorization": f"Bearer {secret}"} if secret and origin(url) == origin(endpoint()) else {}
+
+    def probe(self, url: str, session: requests.Session) -> Remote:
+        if hub_offline():
+            raise Unavailable("HF_HUB_OFFLINE is set: no request to the Hugging Face Hub")
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
+
+        repo_id, filename, revision = parse(url)
+        base = endpoint()
+        resolve = hf_hub_url(repo_id, filename, revision=revision, endpoint=base)
+        try:
+            meta = get_hf_file_metadata(resolve, token=token() or False, timeout=self.options.connect_timeout,
+                                        endpoint=base)
+        except (EntryNotFoundError, RepositoryNotFoundError) as exc:
+            raise Unavailable(f"{url}: {exc.__class__.__name__}: not on the Hub at {base}") from exc
+        except HfHubHTTPError as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if status is not None and (status >= 500 or status == 429):
+                raise Retryable(f"Hub answered HTTP {status} for {url}") from exc
+            raise Unavailable(f"{url}: {exc}") from exc
+        except Exception as exc:  # httpx network errors, timeouts: huggingface_hub's transport is not ours
+            raise Retryable(f"Hub metadata request for {url} failed: {exc.__class__.__name__}: {exc}") from exc
+        # The bytes live at `location` (a CDN, usually); auth_headers keeps the token off other hosts.
+        remote = super().probe(meta.location or resolve, session)
+        remote.url = url
+        if meta.size is not None:
+            remote.size = remote.size if remote.size is not None else meta.size
+        if meta.etag and re.fullmatch(r"[0-9a-f]{64}", meta.etag):
+            remote.digests["sha256"] = (meta.etag, "Hub X-Linked-Etag")
+        remote.version = meta.etag  # content identity (LFS sha256 or git blob id), not the commit
+        remote.info = {"commit": meta.commit_hash or "", "repo": repo_id, "revision": revision}
+        return remote

