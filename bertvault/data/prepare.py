@@ -16,10 +16,12 @@ and for TFRecords the length of their first record, so converting keeps examples
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import logging
 import multiprocessing
 import os
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -62,6 +64,7 @@ class Plan:
     options: Options  # with seq_len and dupe_factor filled in
     out: Path
     notes: list[str] = field(default_factory=list)
+    remote: str | None = None  # gs://bucket/prefix: `out` is a local staging folder pushed there at the end
 
     @property
     def total_bytes(self) -> int:
@@ -122,11 +125,15 @@ def _memory_notes(files: list[inputs.InputFile], workers: int) -> list[str]:
 
 
 def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercase: bool | None = None) -> Plan:
+    remote = None
     if "://" in out:
-        raise DataError(f"--out {out}: writing to remote storage is not supported yet; write to a local folder, "
-                        "then upload it (e.g. gsutil -m cp -r DIR gs://bucket/prefix)")
+        if not out.startswith("gs://"):
+            raise DataError(f"--out {out}: remote output goes to gs://BUCKET/PREFIX; other schemes are not supported")
+        remote = out.rstrip("/")
+        out = str(_staging_for(remote))
+        shutil.rmtree(out, ignore_errors=True)  # a staging folder left by an interrupted run
     shards.check_out(Path(out).expanduser())
-    files = inputs.classify(specs)
+    files = inputs.classify([_local(spec) for spec in specs])
     vocab = locate(vocab_from, lowercase)
     resolved = replace(
         options,
@@ -137,7 +144,23 @@ def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercas
     notes = [(f"vocab {vocab.path} ({vocab.size} tokens), {'uncased' if vocab.lowercase else 'cased'} "
               f"from {vocab.case_from}")]
     notes += _memory_notes(files, resolved.workers)
-    return Plan(files, vocab, resolved, Path(out).expanduser(), notes)
+    return Plan(files, vocab, resolved, Path(out).expanduser(), notes, remote)
+
+
+def _local(spec: str) -> str:
+    """A gs:// (or other URL) input is pulled into the cache first, verified like any download."""
+    if "://" not in spec:
+        return spec
+    from bertvault.fetch.urls import pull_url
+
+    return str(pull_url(spec))
+
+
+def _staging_for(remote: str) -> Path:
+    """Where shards for a gs:// output are built before they are uploaded."""
+    from bertvault.cache import layout
+
+    return layout.partial_dir() / "prepare" / hashlib.sha256(remote.encode()).hexdigest()[:16]
 
 
 # ---- work items, run in worker processes ----------------------------------------------------
@@ -304,6 +327,12 @@ def run(plan: Plan, report: Report | None = None) -> dict:
         staging.abort()
         raise
     _log_summary(totals, plan)
+    if plan.remote:
+        from bertvault.push import push
+
+        push(str(plan.out), plan.remote)
+        shutil.rmtree(plan.out, ignore_errors=True)
+        header["uploaded_to"] = plan.remote
     return header
 
 

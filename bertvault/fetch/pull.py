@@ -128,12 +128,16 @@ def _finish_meta(artifact: Artifact, unpacked: dict[str, dict], in_view: set[str
     return complete
 
 
-def pull(name: str, options: PullOptions, reporter: Reporter | None = None) -> PullReport:
+def pull(name: str | Artifact, options: PullOptions, reporter: Reporter | None = None) -> PullReport:
+    """Pull a registered artifact by name, or an Artifact built on the spot (see fetch.urls)."""
     raise_if(options.problems())
-    from bertvault.registry import load_registry
-
     reporter = reporter or NullReporter()
-    artifact = load_registry().get(name)
+    if isinstance(name, Artifact):
+        artifact = name
+    else:
+        from bertvault.registry import load_registry
+
+        artifact = load_registry().get(name)
     files = select(artifact, options.include)
     if paths.offline() and not options.offline:
         options = dataclasses.replace(options, offline=True)

@@ -165,9 +165,9 @@ def test_vocab_lacking_special_tokens(tmp_path, corpus):
         _run([corpus], vocab, tmp_path / "out")
 
 
-def test_remote_output_is_not_supported_yet(tmp_path, corpus, uncased_vocab):
-    with pytest.raises(DataError, match="not supported yet"):
-        _run([corpus], uncased_vocab, "gs://bucket/prefix")
+def test_remote_output_other_than_gcs_is_refused(tmp_path, corpus, uncased_vocab):
+    with pytest.raises(DataError, match="remote output goes to gs://"):
+        _run([corpus], uncased_vocab, "s3://bucket/prefix")
 
 
 def test_non_empty_output_folder_is_refused(tmp_path, corpus, uncased_vocab):

