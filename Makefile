@@ -7,7 +7,7 @@ BV := $(VENV)/bin/bertvault
 # resolving a multi-GB CUDA build through another package's loose requirement.
 PIP := $(PY) -m pip install -q -c constraints.txt
 
-.PHONY: install run test test-all bench clean
+.PHONY: install run test test-all test-tpu bench clean
 
 install: $(VENV)/.installed
 
@@ -19,14 +19,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 run: install
-	$(BV) list
-	$(BV) info multi_cased
+	$(PY) -m bertvault.demo
 
 test: install
 	$(PY) -m pytest -q -n 2
 
 test-all: install
 	$(PY) -m pytest -q -n 2 -m 'not gpu and not tpu and not network'
+
+test-tpu:
+	scripts/test-tpu.sh
 
 bench: install
 	$(PY) benchmarks/bench_list.py
