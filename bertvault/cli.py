@@ -163,13 +163,18 @@ def list_(
 
 @app.command()
 def info(
-    name: Annotated[str, typer.Argument(help="Artifact name or alias.")],
+    name: Annotated[str, typer.Argument(help="Artifact name or alias, or a path bertvault wrote.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Everything about one artifact: files, mirrors, hashes, what it needs and what it equals.
+    Given a path that bertvault wrote (a conversion, a trained model), its provenance record.
 
-    Examples: `bertvault info multi_cased`, `bertvault info bert-large-original --json`
+    Examples: `bertvault info multi_cased`, `bertvault info bert-large-original --json`,
+    `bertvault info runs/pretrain/final`
     """
+    if Path(name).exists():
+        _show_provenance(Path(name), as_json)
+        return
     from bertvault.registry.describe import details
 
     data = details(_registry(), name)
@@ -206,6 +211,32 @@ def info(
         path = f["path"] + (" (optional)" if f.get("optional") else "") + (f" [{f['archive']}]" if f.get("archive") else "")
         table.add_row(escape(path), _size(f.get("size")), f.get("sha256", "not pinned"), "\n".join(f["urls"]))
     console.print(table)
+
+
+def _show_provenance(path: Path, as_json: bool) -> None:
+    from bertvault.errors import ManifestError
+    from bertvault.provenance import read_record, record_path
+
+    record = read_record(path)
+    if record is None:
+        raise ManifestError(f"{path} carries no provenance record ({record_path(path).name}); "
+                            "only outputs written by bertvault have one")
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    console = _console()
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(str(path))}[/]: {record.get('step')} by bertvault {record.get('bertvault_version')}")
+    console.print(f"  command  {escape(record.get('command', ''))}")
+    console.print(f"  created  {record.get('created')}")
+    for source in record.get("sources", []):
+        console.print(f"  source   {escape(str(source.get('artifact') or source.get('source')))}")
+        for file, digest in sorted((source.get("files") or {}).items()):
+            console.print(f"           {escape(file)}  sha256 {digest}")
+    for key, value in record.items():
+        if key not in {"step", "bertvault_version", "command", "created", "sources"}:
+            console.print(f"  {key:8} {escape(json.dumps(value, default=str))}")
 
 
 @app.command()
@@ -251,6 +282,569 @@ def manifest_validate(
 
     for file, count in validate_files(files).items():
         typer.echo(f"ok: {file} ({count} artifacts)")
+
+
+@app.command()
+def prepare(
+    inputs: Annotated[list[str], typer.Argument(
+        metavar="INPUT",
+        help="Text files (one sentence per line, blank line between documents; .gz too), folders, globs, "
+             "AzureML .bin shards or TFRecord files.")],
+    vocab_from: Annotated[str, typer.Option(
+        "--vocab-from", help="Registered checkpoint name, its folder, or a vocab.txt.")],
+    out: Annotated[str, typer.Option("--out", help="New or empty output folder.")],
+    seq_len: Annotated[int | None, typer.Option(
+        help="Tokens per example [default: 128 for text; 512 for AzureML shards; a TFRecord's own length]")] = None,
+    max_predictions: Annotated[int, typer.Option(help="Masked positions per example at most.")] = 20,
+    masked_lm_prob: Annotated[float, typer.Option(help="Share of tokens to mask.")] = 0.15,
+    dupe_factor: Annotated[int | None, typer.Option(
+        help="Passes over the text with different pairs [default: 1 for native (masks are dynamic), "
+             "10 for tfrecord (google's default)]")] = None,
+    short_seq_prob: Annotated[float, typer.Option(help="Chance of a shorter target length per document.")] = 0.1,
+    whole_word_mask: Annotated[bool, typer.Option("--whole-word-mask", help="Mask whole words.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 12345,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = min(4, os.cpu_count() or 1),
+    format: Annotated[str, typer.Option(
+        "--format", help="native (memory-mapped ids, dynamic masking) or tfrecord (google-research/bert).")] = "native",
+    lowercase: Annotated[bool | None, typer.Option(
+        "--lowercase/--no-lowercase",
+        help="Lower-case and strip accents [default: the checkpoint's case: registry entry, tokenizer "
+             "config, else whether the vocab holds upper-case tokens]")] = None,
+) -> None:
+    """Turn raw text, AzureML shards or TFRecords into masked-LM / next-sentence pretraining examples.
+
+    Examples: `bertvault prepare corpus/ --vocab-from bert-base-uncased --out data/wiki128`,
+    `bertvault prepare 'wiki/*.txt.gz' --vocab-from ./uncased_L-12_H-768_A-12 --out tfr --format tfrecord`,
+    `bertvault prepare wikipedia_segmented_part_*.bin --vocab-from bert-base-uncased --out data/azure512`
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    from bertvault.data import prepare as prep
+
+    options = prep.Options(seq_len=seq_len, max_predictions=max_predictions, masked_lm_prob=masked_lm_prob,
+                           dupe_factor=dupe_factor, short_seq_prob=short_seq_prob, whole_word_mask=whole_word_mask,
+                           seed=seed, workers=workers, format=format)
+    plan = prep.plan(inputs, vocab_from, out, options, lowercase)
+    err = Console(stderr=True)
+    for note in plan.notes:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
+    columns = (TextColumn("prepare"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TextColumn("{task.fields[documents]:,} documents"), TextColumn("{task.fields[examples]:,} examples"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("prepare", total=plan.total_bytes, documents=0, examples=0)
+
+        def report(size: int, documents: int, examples: int) -> None:
+            fields = progress.tasks[task].fields
+            progress.update(task, advance=size, documents=fields["documents"] + documents,
+                            examples=fields["examples"] + examples)
+
+        header = prep.run(plan, report)
+    counts = header["counts"]
+    random_share = counts["random_next"] / max(1, counts["examples"])
+    typer.echo(
+        f"wrote {counts['examples']:,} examples ({counts['tokens']:,} tokens, {random_share:.1%} random next) "
+        f"in {len(header['shards'])} {header['kind']} shard(s) to {plan.remote or plan.out} in {header['seconds']:.1f} s"
+    )
+
+
+_DISTRIBUTED = "Distributed"
+
+
+def _train_display(total: int, label: str = "pretrain"):
+    """A live progress bar on a terminal, one line per logging step otherwise (logs, pipes, CI)."""
+    from bertvault.train.metrics import LiveDisplay, PlainDisplay
+
+    console = _console()
+    return LiveDisplay(console, total, label=label) if console.is_terminal else PlainDisplay(typer.echo, total)
+
+
+def _quiet_unless_rank_zero(fn: Callable) -> Callable:
+    """Under torchrun every rank hits the same bad input: each leaves its error to the launcher,
+    which prints one line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BertvaultError as exc:
+            from bertvault.train.launch import hand_error_to_launcher
+
+            if not _debug() and hand_error_to_launcher(exc):
+                raise typer.Exit(exc.exit_code) from None
+            raise
+
+    return wrapper
+
+
+@app.command()
+@_quiet_unless_rank_zero
+def pretrain(
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Registered checkpoint name, a checkpoint path (any format convert reads), or `scratch`.")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="Raw text, a `bertvault prepare` folder, TFRecord files (file, folder or glob), or a registered dataset.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder: checkpoints, metrics.jsonl, the final model.")] = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", help="With --from scratch: base, large or LAYERS-HIDDEN-HEADS (e.g. 4-256-4).")] = None,
+    vocab: Annotated[str | None, typer.Option(help="vocab.txt (needed with --from scratch).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps [default: 1000].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per device per micro-batch [default: 32].")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step [default: 1].")] = None,
+    lr: Annotated[float | None, typer.Option(
+        help="Peak learning rate [default: 2e-5 from a checkpoint, 1e-4 from scratch (google-research/bert)].")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Warmup steps [default: 10% of --steps].")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Decay after warmup: linear or poly [default: linear].")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay [default: 0.01].")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw or lamb [default: adamw].")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Tokens per sequence [default: 128].")] = None,
+    max_predictions: Annotated[int | None, typer.Option(help="Masked positions per sequence [default: 20].")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout [default: the checkpoint's].")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="fp32, bf16 or fp16 [default: bf16 on GPU/TPU, fp32 on CPU].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or tpu [default: auto].")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
+    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps (0: only at the end) [default: 1000].")] = None,
+    keep: Annotated[int | None, typer.Option(help="Checkpoints to keep [default: 3].")] = None,
+    eval_every: Annotated[int | None, typer.Option(
+        help="Evaluate every N steps, and at the start and the end (0: never) [default: 0].")] = None,
+    eval_data: Annotated[str | None, typer.Option(
+        help="Held-out data for --eval-every [default: the first batches of --data].")] = None,
+    eval_batches: Annotated[int | None, typer.Option(help="Batches per evaluation [default: 20].")] = None,
+    log_every: Annotated[int | None, typer.Option(help="Metrics every N steps [default: 10].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [default: 12345].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loader worker processes per rank [default: 1].")] = None,
+    lowercase: Annotated[bool | None, typer.Option(
+        "--lowercase/--no-lowercase", help="Lower-case raw text [default: as the checkpoint was trained].")] = None,
+    export: Annotated[list[str] | None, typer.Option(
+        help="Also export the final model as: tf1 (google-research/bert checkpoint).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")] = False,
+    config_file: Annotated[Path | None, typer.Option(
+        help="TOML or YAML file with any of these settings (options given here win).")] = None,
+    nproc_per_node: Annotated[int | None, typer.Option(
+        help="Processes per node (GPUs, or CPU ranks with gloo); >1 re-launches under torchrun. With "
+             "--device tpu, >1 runs one process per local TPU core (torch_xla).",
+        rich_help_panel=_DISTRIBUTED)] = None,
+    nnodes: Annotated[int | None, typer.Option(help="Nodes in the job.", rich_help_panel=_DISTRIBUTED)] = None,
+    node_rank: Annotated[int | None, typer.Option(help="This node's rank.", rich_help_panel=_DISTRIBUTED)] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option(
+        help="HOST:PORT of node 0, the same on every node.", rich_help_panel=_DISTRIBUTED)] = None,
+) -> None:
+    """Continue pretraining a BERT checkpoint (MLM + NSP) on your text, or pretrain one from scratch.
+
+    Examples:
+
+      bertvault pretrain --from multi_cased --data corpus.txt --out runs/domain --steps 10000
+
+      bertvault pretrain --from scratch --config 4-256-4 --vocab vocab.txt --data data/wiki128 --out runs/mini
+
+      bertvault pretrain --from bert-base-uncased --data 'tfr/*.tfrecord' --out runs/b --nproc-per-node 8
+
+      bertvault pretrain --out runs/domain --resume
+    """
+    given = dict(locals())
+    from bertvault.train import config as settings_module
+    from bertvault.train import launch
+    from bertvault.train import pretrain as pretraining
+
+    cli_values = {k: v for k, v in given.items() if v is not None and k not in ("resume", "config_file")}
+    file_values = settings_module.read_settings_file(config_file, "pretrain") if config_file else {}
+    settings = pretraining.resolve_settings(file_values, cli_values, resume)
+    if launch.wants_launch(settings.nproc_per_node, settings.nnodes, settings.device):
+        pretraining.preflight(settings, resume)
+        launch.relaunch(sys.argv[1:], settings.nproc_per_node, settings.nnodes, settings.node_rank,
+                        settings.rdzv_endpoint)
+        return
+    if settings.device == "tpu" and settings.nproc_per_node > 1:
+        launch.xla_launch(pretraining.run, settings, resume)
+        return
+    with _train_display(settings.steps) as display:
+        result = pretraining.run(settings, resume=resume, display=display)
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"done: {result.step} steps; model in {result.model_dir}"
+                   + (f", TF1 checkpoint in {result.tf1_dir}" if result.tf1_dir else ""))
+
+
+def _progress_reporter(mode: str, every: float):
+    """Rich bars on a terminal, periodic plain lines otherwise (or as asked)."""
+    from bertvault.errors import ManifestError
+    from bertvault.fetch.progress import LogReporter, RichReporter
+
+    if mode == "auto":
+        mode = "bars" if sys.stderr.isatty() else "log"
+    reporters = {
+        "bars": lambda: RichReporter(_stderr_console()),
+        "log": lambda: LogReporter(sys.stderr, every),
+        "none": lambda: LogReporter(sys.stderr, 0),  # retries, waits and mismatches are still said
+    }
+    if mode not in reporters:
+        raise ManifestError(f"--progress must be auto, bars, log or none, got {mode!r}")
+    return reporters[mode]()
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _pull_table(report):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{report.artifact}: {len(report.results)} files", title_justify="left")
+    for column in ("file", "status", "size", "fetched", "speed", "sha256", "trust", "source"):
+        table.add_column(column, overflow="fold")
+    for r in report.results:
+        speed = f"{_size(r.fetched / r.seconds)}/s" if r.fetched and r.seconds else ""
+        fetched = _size(r.fetched) + (f" (+{_size(r.resumed)} resumed)" if r.resumed else "") if r.fetched else ""
+        table.add_row(escape(r.path), r.status, _size(r.size), fetched, speed, (r.sha256 or "")[:16],
+                      r.trust, escape(r.url or ""))
+    return table
+
+
+@app.command()
+def pull(
+    name: Annotated[str, typer.Argument(help="Artifact name or alias.")],
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Only the files matching this glob (repeatable); selects optional files too."),
+    ] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Also put the pulled files in this folder.")] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", envvar="BERTVAULT_OFFLINE", help="No network request: use the cache or fail.")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files downloaded at once.")] = 4,
+    connections: Annotated[int, typer.Option("--connections", "-c", help="Connections (byte ranges) per file.")] = 8,
+    chunk_size: Annotated[
+        str, typer.Option(help="Bytes per ranged request, e.g. 8M; auto: 8-64 MiB by file size.")
+    ] = "auto",
+    retries: Annotated[int, typer.Option(help="Failures in a row, without progress, before a mirror is dropped.")] = 6,
+    retry_wait: Annotated[float, typer.Option(help="Backoff factor in seconds: waits of about 0, 2x, 4x, ...")] = 0.5,
+    stall_timeout: Annotated[float, typer.Option(help="Seconds without a byte before a connection is retried.")] = 30.0,
+    progress: Annotated[
+        str, typer.Option(help="auto (bars on a terminal, else log lines), bars, log, or none (only warnings).")
+    ] = "auto",
+    log_every: Annotated[float, typer.Option(help="Seconds between progress lines in log mode.")] = 5.0,
+    fsync: Annotated[
+        bool, typer.Option(help="Sync data to disk before it is journaled or installed (--no-fsync: faster, but a "
+                                "power loss can then leave a damaged file that only `bertvault verify` finds).")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON for scripts.")] = False,
+) -> None:
+    """Download an artifact into the cache: resumable, several connections, every hash verified.
+
+    Examples: `bertvault pull bert-base-uncased`, `bertvault pull azureml-wiki-512 --include
+    'wikipedia_segmented_part_1?.bin'`, `bertvault pull multi_cased --to ./multi_cased`
+    """
+    from dataclasses import asdict
+
+    from bertvault.fetch.options import PullOptions, parse_size
+    from bertvault.fetch.pull import pull as run_pull
+
+    options = PullOptions(include=tuple(include or ()), to=to, offline=offline, jobs=jobs, connections=connections,
+                          chunk_size=None if chunk_size == "auto" else parse_size(chunk_size), retries=retries, retry_wait=retry_wait,
+                          stall_timeout=stall_timeout, fsync=fsync)
+    report = run_pull(name, options, _progress_reporter("none" if as_json else progress, log_every))
+    if as_json:
+        typer.echo(json.dumps({"artifact": report.artifact, "view": str(report.view), "complete": report.complete,
+                               "materialized": str(report.materialized) if report.materialized else None,
+                               "files": [asdict(r) for r in report.results]}, indent=2))
+    else:
+        _console().print(_pull_table(report))
+        for r in report.first_use:
+            typer.echo(f"first use: {r.path} sha256 {r.sha256} recorded; later pulls and `bertvault verify` hold "
+                       f"the file to it")
+        if report.first_use:
+            typer.echo(f"publish these hashes with `bertvault pin {report.artifact} --write FILE`")
+    error = report.error()
+    if error is not None:
+        raise error
+    if not as_json:
+        where = f" and {report.materialized}" if report.materialized else ""
+        state = "complete" if report.complete else "partial (some files not selected)"
+        typer.echo(f"{report.artifact}: {state}, in {report.view}{where}")
+
+
+@app.command()
+def verify(
+    names: Annotated[list[str] | None, typer.Argument(help="Artifacts to check (default: every cached one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Hash the cached files again and compare with every recorded and pinned hash.
+
+    Examples: `bertvault verify`, `bertvault verify bert-base-uncased`
+    """
+    from dataclasses import asdict
+
+    from bertvault.fetch.verify import failures
+    from bertvault.fetch.verify import verify as run_verify
+
+    checks = run_verify(names or [])
+    if as_json:
+        typer.echo(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=f"{len(checks)} files checked", title_justify="left")
+        for column in ("artifact", "file", "status", "size", "speed", "detail"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            speed = f"{_size(c.size / c.seconds)}/s" if c.seconds else ""
+            table.add_row(c.artifact, escape(c.path), c.status, _size(c.size), speed, escape(c.detail))
+        _console().print(table)
+    error = failures(checks)
+    if error is not None:
+        raise error
+
+
+@app.command()
+def pin(
+    name: Annotated[str, typer.Argument(help="A pulled artifact.")],
+    write: Annotated[
+        Path | None,
+        typer.Option("--write", help="Manifest to write (default: the user manifest that overrides the artifact)."),
+    ] = None,
+) -> None:
+    """Write the sha256 and size observed at pull time into a manifest (trust on first use, made explicit).
+
+    Examples: `bertvault pin bert-large-original`, `bertvault pin bert-large-original --write pinned.toml`
+    """
+    from bertvault.fetch.pin import pin as run_pin
+
+    target, pinned, unpinned = run_pin(name, write)
+    typer.echo(f"pinned {len(pinned)} files of {name} in {target}")
+    if unpinned:
+        typer.echo(f"not pulled, so not pinned: {', '.join(unpinned)}")
+
+
+cache_app = _app("Inspect and clean the download cache.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("ls")
+def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """List cached artifacts and what the cache holds.
+
+    Example: `bertvault cache ls`
+    """
+    from bertvault.cache.gc import listing, totals
+
+    rows, sizes = listing(), totals()
+    if as_json:
+        typer.echo(json.dumps({"artifacts": rows, "bytes": sizes}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} cached artifacts", title_justify="left")
+    for column in ("name", "files", "size", "complete", "trust", "updated"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], str(r["files"]), _size(r["size"]), "yes" if r["complete"] else "no", r["trust"],
+                      r["updated"] or "")
+    _console().print(table)
+    typer.echo(", ".join(f"{k}: {_size(v)}" for k, v in sizes.items()))
+
+
+@cache_app.command("rm")
+def cache_rm(name: Annotated[str, typer.Argument(help="Cached artifact to forget.")]) -> None:
+    """Remove an artifact's view and record, and the blobs no other artifact uses.
+
+    Example: `bertvault cache rm bert-base-uncased`
+    """
+    from bertvault.cache.gc import remove
+
+    registry = _registry()
+    name = registry.get(name).name if name in registry else name
+    done = remove(name)
+    typer.echo(f"removed {name}: {done['blobs_removed']} blobs, {_size(done['bytes_freed'])} freed")
+
+
+@cache_app.command("gc")
+def cache_gc(
+    partial_days: Annotated[float, typer.Option(help="Drop partial downloads untouched for this many days.")] = 7.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+) -> None:
+    """Drop orphan blobs, stale partial downloads, quarantined files and leftovers of dead processes.
+
+    Examples: `bertvault cache gc --dry-run`, `bertvault cache gc --partial-days 0`
+    """
+    from bertvault.cache.gc import gc
+
+    report = gc(partial_age_days=partial_days, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb} {len(report.blobs)} orphan blobs, {len(report.partials)} partial downloads, "
+               f"{len(report.quarantined)} quarantined files, {len(report.leftovers)} leftovers: "
+               f"{_size(report.bytes_freed)}")
+
+
+def _parse_size(text: str | None) -> int | None:
+    from bertvault.errors import ManifestError
+
+    if text is None:
+        return None
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    number = text.strip().upper()
+    digits = number.rstrip("KMGIB")
+    try:
+        return int(float(digits) * units[number[len(digits):]])
+    except (KeyError, ValueError):
+        raise ManifestError(f"--max-shard-size {text!r}: expected a size such as 2GB or 500MB") from None
+
+
+@app.command("convert")
+def convert_(
+    source: Annotated[str, typer.Argument(help="A checkpoint path (file, TF prefix or folder) or a registered name.")],
+    to: Annotated[str, typer.Option("--to", help="Target: safetensors, pt, tf1, hf or azureml-pt.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder, or a file ending in .safetensors/.bin/.pt for a lone weights file. "
+             "Default: the cache's converted/NAME/TO for a registered name, else beside the source.")] = None,
+    dtype: Annotated[str, typer.Option(help="keep, fp32, fp16 or bf16.")] = "keep",
+    from_format: Annotated[str | None, typer.Option(
+        "--from-format", help="Source format when detection guesses wrong: tf1, tf2, safetensors, pt, hf, "
+                              "azureml-pt, nvidia-pt.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    check: Annotated[bool | None, typer.Option(
+        "--check/--no-check", help="Compare source and result as BertForPreTraining on a fixed batch "
+                                   "(default: on when the layout or dtype changes).")] = None,
+    config: Annotated[Path | None, typer.Option(help="config.json or bert_config.json for a bare weights file.")] = None,
+    vocab: Annotated[Path | None, typer.Option(help="vocab.txt when none lies beside the source.")] = None,
+    drop_heads: Annotated[bool, typer.Option(
+        "--drop-heads", help="Write the encoder alone when the target cannot hold the MLM/NSP/finetuned heads.")] = False,
+    max_shard_size: Annotated[str | None, typer.Option(
+        help="Split safetensors/pt weights into shards of at most this size, e.g. 2GB.")] = None,
+) -> None:
+    """Convert a BERT checkpoint between TF1, TF2 (read), safetensors, PyTorch, HF folders, AzureML and NVIDIA (read).
+
+    Examples: `bertvault convert uncased_L-12_H-768_A-12 --to hf`,
+    `bertvault convert ./bert_model.ckpt.index --to safetensors --out bert.safetensors`,
+    `bertvault convert ./pytorch_model.bin --to tf1 --vocab vocab.txt --config config.json`
+    """
+    import signal
+
+    from bertvault.convert import convert
+
+    def _interrupt(signum, frame):  # so a `kill` leaves no half-written output either
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = convert(source, to, out=out, dtype=dtype, from_format=from_format, force=force, check=check,
+                         config=config, vocab=vocab, drop_heads=drop_heads,
+                         max_shard_size=_parse_size(max_shard_size))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    typer.echo(f"converted {result.source_format} -> {result.target_format}: {result.tensors} tensors, "
+               f"{_size(result.bytes)} in {result.seconds:.1f} s")
+    typer.echo(f"  written: {result.out}")
+    for reason, keys in result.dropped.items():
+        typer.echo(f"  dropped {len(keys)}: {reason} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})")
+    if result.heads:
+        typer.echo(f"  heads: {', '.join(result.heads)}")
+    if result.left_out:
+        typer.echo(f"  not written (no place in {result.target_format}): {', '.join(result.left_out)}")
+    typer.echo(f"  check: {result.check.line()}" if result.check else "  check: skipped")
+
+
+@app.command()
+@_quiet_unless_rank_zero
+def finetune(
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Registered checkpoint name or a checkpoint path (any format convert reads).")] = None,
+    train: Annotated[str | None, typer.Option(help="Training file: .tsv (GLUE as published), .csv or .jsonl.")] = None,
+    eval: Annotated[str | None, typer.Option("--eval", help="Evaluation file, scored every epoch.")] = None,
+    test: Annotated[str | None, typer.Option(help="Unlabelled file to predict (OUT/predictions.tsv).")] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder: model/, metrics.jsonl, eval_results.json.")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or regression [default: classification].")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column name (or 0-based index) [default: GLUE's].")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second text column, for sentence pairs.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column [default: label, score, Quality, ...].")] = None,
+    max_seq_len: Annotated[int | None, typer.Option(help="Tokens per example at most [default: 128].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training file [default: 3].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: 2e-5].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per device per step [default: 32].")] = None,
+    metric: Annotated[str | None, typer.Option(
+        help="Score that picks the best epoch: accuracy, f1, mcc, pearson, spearman [default: accuracy / pearson].")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout [default: the checkpoint's].")] = None,
+    lowercase: Annotated[bool | None, typer.Option(
+        "--lowercase/--no-lowercase", help="Lower-case the text [default: as the checkpoint was trained].")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [default: bf16 on GPU/TPU, fp32 on CPU].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or tpu [default: auto].")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [default: 42].")] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        help="TOML or YAML file with any of these settings (options given here win).")] = None,
+    nproc_per_node: Annotated[int | None, typer.Option(
+        help="Processes per node; >1 re-launches under torchrun (with --device tpu: one per local TPU core).",
+        rich_help_panel=_DISTRIBUTED)] = None,
+    nnodes: Annotated[int | None, typer.Option(help="Nodes in the job.", rich_help_panel=_DISTRIBUTED)] = None,
+    node_rank: Annotated[int | None, typer.Option(help="This node's rank.", rich_help_panel=_DISTRIBUTED)] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option(
+        help="HOST:PORT of node 0, the same on every node.", rich_help_panel=_DISTRIBUTED)] = None,
+) -> None:
+    """Finetune a BERT checkpoint for sentence(-pair) classification or regression; keep the best epoch.
+
+    Examples:
+
+      bertvault finetune --from bert-base-uncased --train SST-2/train.tsv --eval SST-2/dev.tsv --out runs/sst2
+
+      bertvault finetune --from runs/domain/model --train MRPC/train.tsv --eval MRPC/dev.tsv --test MRPC/test.tsv --out runs/mrpc
+
+      bertvault finetune --from bert-base-cased --task regression --train STS-B/train.tsv --eval STS-B/dev.tsv --out runs/stsb
+    """
+    given = dict(locals())
+    from bertvault.train import config as settings_module
+    from bertvault.train import finetune as finetuning
+    from bertvault.train import launch
+
+    cli_values = {k: v for k, v in given.items() if v is not None and k != "config_file"}
+    file_values = settings_module.read_settings_file(config_file, "finetune") if config_file else {}
+    settings = finetuning.resolve_settings(file_values, cli_values)
+    if launch.wants_launch(settings.nproc_per_node, settings.nnodes, settings.device):
+        launch.relaunch(sys.argv[1:], settings.nproc_per_node, settings.nnodes, settings.node_rank,
+                        settings.rdzv_endpoint)
+        return
+    if settings.device == "tpu" and settings.nproc_per_node > 1:
+        launch.xla_launch(finetuning.run, settings)
+        return
+    with _train_display(settings.epochs, label="finetune") as display:
+        result = finetuning.run(settings, display=display)
+    if os.environ.get("RANK", "0") == "0":
+        best = ", ".join(f"{k} {v:.4f}" for k, v in result.best_scores.items())
+        typer.echo(f"done: best epoch {result.best_epoch} ({best}); model in {result.model_dir}"
+                   + (f"; predictions in {result.predictions}" if result.predictions else ""))
+
+
+@app.command()
+def push(
+    source: Annotated[str, typer.Argument(help="Registered name (from the cache) or a path: a file or folder.")],
+    dest: Annotated[str, typer.Argument(help="gs://BUCKET/PREFIX or hf://ORG/REPO[@REVISION].")],
+) -> None:
+    """Upload a checkpoint or prepared data to a bucket or the Hugging Face Hub, verified.
+
+    gs:// uploads are resumable (run the same command again after an interruption) and checked
+    against the md5 and crc32c the server computed. hf:// uploads an HF folder (other formats are
+    converted first) with a model card made from the manifest and the provenance record.
+    Credentials: GOOGLE_OAUTH_ACCESS_TOKEN for buckets, HF_TOKEN for the Hub; STORAGE_EMULATOR_HOST
+    and HF_ENDPOINT point at other endpoints.
+
+    Examples: `bertvault push runs/tf1 gs://my-bucket/bert/multi_cased_continued`,
+    `bertvault push runs/pretrain/final hf://me/my-domain-bert`
+    """
+    from bertvault.push import push as push_
+
+    result = push_(source, dest)
+    typer.echo(f"pushed {len(result.files)} files ({_size(result.bytes)}) to {result.destination}"
+               + (f"\n{result.link}" if result.link else ""))
 
 
 def main() -> None:

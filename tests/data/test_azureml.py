@@ -10,7 +10,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_TEXT
+from data_samples import SAMPLE_TEXT
 from transformers import BertTokenizerLegacy
 
 from bertvault.data import azureml, prepare

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MULTILINGUAL, SAMPLE_TEXT
+from data_samples import MULTILINGUAL, SAMPLE_TEXT
 from transformers import BertTokenizerLegacy
 
 from bertvault.data.tokenizer import LineEncoder, build_tokenizer, looks_cased, read_vocab, vocab_tokens

@@ -1,0 +1,416 @@
+"""`bertvault pretrain`: continue pretraining a BERT checkpoint (or start from scratch) on your text.
+
+Read top to bottom, a run is:
+  1. settings, device, output folder (a new run, or `--resume` from its newest checkpoint);
+  2. the model: any checkpoint as canonical weights -> BertForPreTraining (SDPA), heads tied or fresh;
+  3. the data stream for this rank;
+  4. optimizer (AdamW without decay on LayerNorm/bias, or LAMB), warmup-then-decay schedule;
+  5. the loop: accumulate micro-batches (no gradient all-reduce until the last), clip, step, log,
+     checkpoint every --save-every steps and on Ctrl-C / SIGTERM;
+  6. the final model as an HF folder (and a TF1 checkpoint with --export tf1).
+
+Losses are normalised by counts over the whole global batch (all micro-batches, all ranks), so
+N ranks with B/N examples each train exactly like one process with B.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bertvault.errors import TrainingError, raise_if
+from bertvault.train import checkpoint_io, checkpoints, config, devices, optim, pretrain_data
+from bertvault.train.metrics import MetricsLog, Throughput, flops_per_token, mfu
+from bertvault.train.model import PretrainingModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    out: Path
+    step: int
+    model_dir: Path | None
+    tf1_dir: Path | None
+
+
+class Interrupted(TrainingError):
+    """Ctrl-C or SIGTERM: a checkpoint was saved; `--resume` continues from it."""
+
+    exit_code = 130
+
+
+# --- 1. settings and the output folder ------------------------------------------------------------
+
+def check_output(settings: config.PretrainSettings, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None for a new run; refuses to mix two runs in one folder."""
+    root = Path(settings.out) / "checkpoints"
+    newest = checkpoints.latest(root)
+    if resume and newest is None:
+        raise TrainingError(f"--resume: {root} holds no checkpoint to resume from; start the run without --resume")
+    if not resume and newest is not None:
+        raise TrainingError(
+            f"{settings.out} already holds a run (newest checkpoint {newest.name}); pass --resume to continue it, "
+            "or choose another --out"
+        )
+    return newest
+
+
+def resolve_settings(file_values: dict, cli_values: dict, resume: bool) -> config.PretrainSettings:
+    """Defaults < settings file < command line; on --resume the run's saved settings come first."""
+    out = cli_values.get("out") or file_values.get("out")
+    if not out:
+        raise TrainingError("--out is required: the folder for checkpoints, metrics and the final model")
+    if resume:
+        out = str(Path(out).expanduser().resolve())
+        newest = check_output(config.resolve(config.PretrainSettings, {}, {"out": out}), resume=True)
+        saved = config.load_saved(config.PretrainSettings, newest / "settings.toml")
+        return config.merge_for_resume(saved, {**file_values, **cli_values, "out": out})
+    settings = config.absolute_paths(config.resolve(config.PretrainSettings, file_values, cli_values))
+    problems = []
+    if not settings.from_:
+        problems.append("--from is required: a registered name, a checkpoint path, or `scratch`")
+    if not settings.data:
+        problems.append("--data is required: a text file, prepared shards, TFRecords or a registered dataset")
+    if settings.from_ == "scratch" and not settings.config:
+        problems.append("--from scratch needs --config base, large or LAYERS-HIDDEN-HEADS")
+    if settings.from_ == "scratch" and not settings.vocab:
+        problems.append("--from scratch needs --vocab PATH (the vocab.txt to train with)")
+    raise_if(problems, TrainingError)
+    return settings
+
+
+def finalize(settings: config.PretrainSettings) -> config.PretrainSettings:
+    """Fills the defaults that depend on other settings (lr, warmup)."""
+    lr = settings.lr or (config.LR_SCRATCH if settings.from_ == "scratch" else config.LR_CONTINUE)
+    warmup = settings.warmup if settings.warmup is not None else optim.default_warmup(settings.steps)
+    return dataclasses.replace(settings, lr=lr, warmup=warmup)
+
+
+# --- 2. the model ---------------------------------------------------------------------------------
+
+def load_source(settings: config.PretrainSettings, resume_from: Path | None,
+                weights: bool = True) -> checkpoint_io.ModelSource:
+    if resume_from is not None:
+        return checkpoint_io.load_model_source(str(resume_from), weights)  # its vocab and case are saved in it
+    if settings.from_ == "scratch":
+        vocab = Path(settings.vocab)
+        if not vocab.is_file():
+            raise TrainingError(f"--vocab {vocab}: no such file")
+        size = sum(1 for _ in vocab.open(encoding="utf-8"))
+        shape = config.scratch_config(settings.config, size, max(512, settings.seq_len))
+        lowercase = settings.lowercase if settings.lowercase is not None else checkpoint_io.guess_lowercase(vocab)
+        return checkpoint_io.ModelSource("scratch", {}, shape, vocab, lowercase)
+    source = checkpoint_io.load_model_source(settings.from_, weights)
+    if settings.vocab:
+        source.vocab_path = Path(settings.vocab)
+    if settings.lowercase is not None:
+        source.lowercase = settings.lowercase
+    return source
+
+
+def check_fit(source: checkpoint_io.ModelSource, settings: config.PretrainSettings) -> None:
+    """Sequence length within the model's positions; a vocab that indexes its embeddings."""
+    positions = source.config.get("max_position_embeddings", 512)
+    problems = []
+    if settings.seq_len > positions:
+        problems.append(f"--seq-len {settings.seq_len} is beyond the model's {positions} positions; "
+                        f"use --seq-len {positions} or less")
+    if settings.max_predictions > settings.seq_len:
+        problems.append(f"--max-predictions {settings.max_predictions} exceeds --seq-len {settings.seq_len}")
+    raise_if(problems, TrainingError)
+    checkpoint_io.check_vocab(source.config, source.vocab_path, source.state_dict)
+
+
+def preflight(settings: config.PretrainSettings, resume: bool) -> None:
+    """The checks that need no weights, run once before launching many processes (which would
+    each report the same problem)."""
+    if resume:
+        return  # the run's own checkpoint, checked when it was saved
+    if settings.from_ != "scratch":
+        check_fit(load_source(settings, None, weights=False), settings)
+    elif not Path(settings.vocab).is_file():
+        raise TrainingError(f"--vocab {settings.vocab}: no such file")
+    pretrain_data.check_exists(settings.data)
+
+
+def build(source: checkpoint_io.ModelSource, settings: config.PretrainSettings):
+    check_fit(source, settings)
+    model, fresh = checkpoint_io.build_model(source.config, source.state_dict or None, settings.dropout)
+    if source.state_dict and any(k.startswith("cls.") for k in fresh):
+        log.warning("%s has no pretraining heads: the MLM decoder is tied to the word embeddings, its transform "
+                    "and the NSP classifier start fresh (%s)", source.name, ", ".join(sorted(fresh)[:4]) + " ...")
+    return model, fresh
+
+
+# --- 5. one optimizer step --------------------------------------------------------------------------
+
+@dataclass
+class StepTotals:
+    """Sums over the logging window, reduced across ranks only when logged."""
+
+    mlm_loss: float = 0.0
+    nsp_loss: float = 0.0
+    mlm_correct: float = 0.0
+    nsp_correct: float = 0.0
+    predictions: float = 0.0
+    sequences: float = 0.0
+    steps: int = 0
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train_step(wrapped, module, micro_batches, device: devices.Device, precision: str, optimizer, scheduler,
+               scaler, clip: float) -> torch.Tensor:
+    """One optimizer step over the micro-batches; returns [mlm, nsp, mlm ok, nsp ok, predictions, sequences]."""
+    counts = torch.tensor([sum(float(b["masked_lm_weights"].sum()) for b in micro_batches),
+                           sum(float(b["input_ids"].shape[0]) for b in micro_batches)], device=device.device)
+    counts = device.all_reduce_sum(counts)  # global predictions and sequences of this step
+    sums = torch.zeros(4, device=device.device)
+    last = len(micro_batches) - 1
+    for i, batch in enumerate(micro_batches):
+        sync = contextlib.nullcontext() if i == last else device.no_sync(wrapped)
+        with sync:
+            with device.autocast(precision):
+                out = wrapped(**to_device(batch, device.device))
+            # DDP averages gradients over ranks; scaling by the world size makes that a global sum / count.
+            loss = (out.mlm_loss / counts[0].clamp(min=1) + out.nsp_loss / counts[1]) * device.world_size
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        sums += torch.stack([out.mlm_loss, out.nsp_loss, out.mlm_correct, out.nsp_correct]).detach().float()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    optim.clip_gradients(module, clip)
+    device.optimizer_step(optimizer, scaler)
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    device.mark_step()
+    return torch.cat([sums, counts])
+
+
+def summarize(window: torch.Tensor, device: devices.Device) -> dict[str, float]:
+    """Window sums (this rank) -> global means: loss = mlm per prediction + nsp per sequence."""
+    totals = device.all_reduce_sum(window[:4].clone())
+    mlm, nsp, mlm_ok, nsp_ok = totals.tolist()
+    predictions, sequences = window[4:].tolist()  # already global
+    mlm_loss, nsp_loss = mlm / max(predictions, 1), nsp / max(sequences, 1)
+    return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
+            "mlm_accuracy": mlm_ok / max(predictions, 1), "nsp_accuracy": nsp_ok / max(sequences, 1)}
+
+
+def progress(step: int, window: torch.Tensor, lr: float, throughput: Throughput, device: devices.Device,
+             precision: str, settings: config.PretrainSettings, shape) -> dict:
+    """The metrics.jsonl record of a logging step (window sums -> means, throughput, MFU)."""
+    record = {"step": step, **summarize(window, device), "lr": lr}
+    if not all(math.isfinite(record[k]) for k in ("loss", "mlm_loss", "nsp_loss")):
+        raise TrainingError(f"the loss is not finite at step {step} ({record['loss']}); lower --lr, or use "
+                            "--precision fp32 (or bf16 instead of fp16)")
+    device.synchronize()
+    rate = throughput.rate()
+    predicted = float(window[4]) / max(1.0, float(window[5]) * settings.seq_len)
+    flops = flops_per_token(shape.num_hidden_layers, shape.hidden_size, settings.seq_len, shape.vocab_size, predicted)
+    record["tokens_per_s"] = rate
+    utilisation = mfu(rate, flops, device.peak_flops(precision), device.world_size)
+    if utilisation is not None:
+        record["mfu"] = utilisation
+    return record
+
+
+@torch.no_grad()
+def evaluate(module, batches, device: devices.Device, precision: str) -> dict[str, float]:
+    """Loss and accuracy on fixed batches (fixed masking), with dropout off."""
+    module.eval()
+    window = torch.zeros(6, device=device.device)
+    for batch in batches:
+        with device.autocast(precision):
+            out = module(**to_device(batch, device.device))
+        window += torch.stack([out.mlm_loss, out.nsp_loss, out.mlm_correct, out.nsp_correct,
+                               batch["masked_lm_weights"].sum().to(device.device),
+                               torch.tensor(float(batch["input_ids"].shape[0]), device=device.device)]).float()
+        device.mark_step()
+    module.train()
+    counts = device.all_reduce_sum(window[4:].clone())
+    result = summarize(torch.cat([window[:4], counts]), device)
+    return {f"eval_{k}": v for k, v in result.items()}
+
+
+# --- signals ------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list[str]]:
+    """Ctrl-C and SIGTERM set a flag that the loop checks after each step (then it saves and stops)."""
+    requested: list[str] = []
+    previous = {}
+
+    def handler(signum, frame):
+        requested.append(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def stop_agreed(stop: list[str], device: devices.Device) -> bool:
+    """Every rank stops at the same step if any of them was asked to."""
+    if not device.distributed:
+        return bool(stop)
+    flag = device.all_reduce_sum(torch.tensor([1.0 if stop else 0.0], device=device.device))
+    return bool(flag.item() > 0)
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+def run(settings: config.PretrainSettings, resume: bool = False, display=None) -> Result:
+    """One process's share of a run (the launcher has already started the others)."""
+    device = devices.pick(settings.device)
+    device.init_process_group()
+    try:
+        return _run(settings, resume, display, device)
+    finally:
+        device.shutdown()
+
+
+def _run(settings: config.PretrainSettings, resume: bool, display, device: devices.Device) -> Result:
+    settings = finalize(settings)
+    out = Path(settings.out)
+    ckpt_root = out / "checkpoints"
+    resume_from = check_output(settings, resume)
+    if device.is_main:
+        checkpoints.clean_partial(ckpt_root)
+    precision = device.resolve_precision(settings.precision)
+
+    # 2. The model. Every rank builds it from the same seed; fresh heads are identical across ranks.
+    torch.manual_seed(settings.seed)
+    source = load_source(settings, resume_from)
+    model, _ = build(source, settings)
+    module = PretrainingModel(model).to(device.device)
+    model.tie_weights()  # moving to an XLA device makes a new parameter per module, which unties the decoder
+    if settings.compile:
+        module = torch.compile(module)
+    wrapped = device.wrap(module)
+    lowercase = bool(source.lowercase)
+
+    # 3. Data for this rank.
+    data = pretrain_data.open_stream(settings, source.vocab_path, lowercase, out, device)
+
+    # 4. Optimizer and schedule.
+    optimizer = optim.build_optimizer(module, settings.optimizer, settings.lr, settings.weight_decay,
+                                      (settings.beta1, settings.beta2), settings.eps,
+                                      fused=device.fused_optimizer and settings.optimizer == "adamw")
+    scheduler = optim.build_schedule(optimizer, settings.schedule, settings.warmup, settings.steps,
+                                     settings.poly_power)
+    scaler = device.grad_scaler(precision)
+
+    step = 0
+    if resume_from is not None:
+        saved = checkpoints.load(resume_from)
+        optimizer.load_state_dict(saved.torch_state["optimizer"])
+        scheduler.load_state_dict(saved.torch_state["scheduler"])
+        scheduler.lr_lambdas[0].total = settings.steps  # a resumed run may be given more (or fewer) steps
+        if scaler is not None and saved.torch_state.get("scaler"):
+            scaler.load_state_dict(saved.torch_state["scaler"])
+        rank_rng = saved.torch_state["rng"]
+        if len(rank_rng) != device.world_size:
+            raise TrainingError(f"{resume_from} was saved by {len(rank_rng)} processes; resume it with as many")
+        device.set_rng_state(rank_rng[device.rank])
+        checkpoints.set_python_rng_state(saved.trainer_state["python_rng"][device.rank])
+        data.restore(saved.trainer_state["data"][device.rank])
+        step = saved.step
+        log.info("resuming from %s (step %d)", resume_from, step)
+    else:
+        device.seed(settings.seed + device.rank)  # dropout differs per rank, as it would per example
+
+    eval_batches = (pretrain_data.eval_batches(settings, source.vocab_path, lowercase, out, device)
+                    if settings.eval_every else [])
+
+    def save(at_step: int) -> Path | None:
+        rng = device.all_gather_object({k: v.cpu() for k, v in device.rng_state().items()})
+        python_rng = device.all_gather_object(checkpoints.python_rng_state())
+        positions = device.all_gather_object(data.state())
+        folder = None
+        if device.is_main:
+            def write_model(tmp: Path) -> None:
+                checkpoint_io.save_weights(model, tmp)
+                checkpoint_io.save_vocab(tmp, source.vocab_path, lowercase)
+                config.save(settings, tmp / "settings.toml")
+
+            torch_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "scaler": scaler.state_dict() if scaler is not None else {}, "rng": rng}
+            folder = checkpoints.save(ckpt_root, at_step, write_model, torch_state,
+                                      {"data": positions, "python_rng": python_rng,
+                                       "world_size": device.world_size}, settings.keep)
+        device.barrier()
+        return folder
+
+    metrics = MetricsLog(out, device.is_main, resume_step=step if resume_from else None, display=display)
+    tokens_per_step = settings.batch_size * settings.grad_accum * settings.seq_len * device.world_size
+    throughput = Throughput()
+    window = torch.zeros(6, device=device.device)
+    stream = iter(data)
+    interrupted = None
+    last_saved = step if resume_from else None
+    if device.is_main:
+        log.info("pretraining %s on %s (%s, %d process(es)), steps %d..%d", source.name, device.name(),
+                 precision, device.world_size, step + 1, settings.steps)
+    if eval_batches and step == 0:
+        metrics.log({"step": 0, **evaluate(module, eval_batches, device, precision)})
+
+    try:
+        with stop_requests() as stop, devices.out_of_memory_hint(
+                f"a micro-batch of {settings.batch_size} × {settings.seq_len} tokens"):
+            while step < settings.steps:
+                micro_batches = [next(stream) for _ in range(settings.grad_accum)]
+                lr = scheduler.get_last_lr()[0]  # the rate this step uses
+                window += train_step(wrapped, module, micro_batches, device, precision,
+                                     optimizer, scheduler, scaler, settings.clip)
+                step += 1
+                throughput.add(tokens_per_step)
+                if step % settings.log_every == 0 or step == settings.steps:
+                    metrics.log(progress(step, window, lr, throughput, device, precision, settings, model.config))
+                    window.zero_()
+                with throughput.paused():
+                    if eval_batches and (step % settings.eval_every == 0 or step == settings.steps):
+                        metrics.log({"step": step, **evaluate(module, eval_batches, device, precision)})
+                    # Ranks agree by an all-reduce, a device sync: only on logging steps (which sync anyway).
+                    stop_now = stop_agreed(stop, device) if step % settings.log_every == 0 or not \
+                        device.distributed else False
+                    if (settings.save_every and step % settings.save_every == 0) or step == settings.steps \
+                            or stop_now:
+                        save(step)
+                        last_saved = step
+                if stop_now:
+                    interrupted = stop[0] if stop else "SIGTERM"
+                    break
+    finally:
+        metrics.close()
+
+    if interrupted:
+        metrics.message(f"{interrupted}: saved step {last_saved}; continue with --resume")
+        raise Interrupted(f"stopped by {interrupted} at step {last_saved}; a checkpoint was saved, "
+                          f"continue with `bertvault pretrain --out {out} --resume`")
+
+    # 6. The final model.
+    model_dir = tf1_dir = None
+    if device.is_main:
+        model_dir = checkpoint_io.export_hf(model, source.vocab_path, lowercase, out / "model")
+        if "tf1" in settings.export:
+            tf1_dir = checkpoint_io.export_tf1(model, source.vocab_path, lowercase, out / "tf1")
+    device.barrier()
+    return Result(out, step, model_dir, tf1_dir)
+
