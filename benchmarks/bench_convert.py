@@ -1,8 +1,8 @@
 """Benchmark `bertvault convert` on a BERT-large-shaped TF1 checkpoint (random weights, google's names).
 
-    python benchmarks/bench_convert.py [--runs 3] [--skip-hf] [--keep]
+    python benchmarks/bench_convert.py [--runs 3] [--cases tf1-st,tf1-st-check,hf,st-pt,pt-st] [--skip-hf] [--keep]
 
-Measures wall time and peak RSS (from /usr/bin/time -v of each child process) for:
+Measures wall time, CPU time (user + sys) and peak RSS (from /usr/bin/time -v of each child process) for:
   * TF1 -> safetensors with bertvault, against
     (a) `cp` of the same bytes (goal: <= 3x its time), and
     (b) Hugging Face's own TF->PyTorch conversion (transformers<5: BertForPreTraining +
@@ -13,7 +13,8 @@ Measures wall time and peak RSS (from /usr/bin/time -v of each child process) fo
 transformers<5 runs from its own virtualenv (.bench/venv-hf4), created here on first use with
 `python -m venv` and `pip install -c constraints.txt 'transformers<5' torch==2.13.0 tensorflow-cpu`.
 Times are medians over --runs warm-cache runs (the page cache holds the input, as it would right
-after a download); results go to stdout and .bench/bench_convert.json.
+after a download), each command interleaved with its `cp` baseline round by round so that load on a
+shared machine hits both alike; results go to stdout and .bench/bench_convert.json.
 """
 
 from __future__ import annotations
@@ -86,26 +87,39 @@ model.save_pretrained(out, safe_serialization=True)
 """
 
 
-def peak_and_wall(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+def run_timed(cmd: list[str], env: dict | None = None) -> dict:
+    """Wall time, CPU time (user + sys, which a loaded machine moves less) and peak RSS of one run."""
     started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    done = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)) * 1024
-    return wall, rss
+
+    def field(name: str) -> float:
+        return float(re.search(rf"{re.escape(name)}: ([\d.]+)", done.stderr).group(1))
+
+    return {"wall": wall, "cpu": field("User time (seconds)") + field("System time (seconds)"),
+            "rss": int(field("Maximum resident set size (kbytes)")) * 1024}
 
 
-def measure(label: str, cmd: list[str], runs: int, cleanup, env: dict | None = None) -> dict:
-    walls, peaks = [], []
+def measure(jobs: list[tuple[str, list[str], object]], runs: int, env: dict | None = None) -> list[dict]:
+    """Each (label, command, cleanup) `runs` times, interleaved round by round, so that a burst of
+    load on a shared machine hits a command and its baseline alike. Medians of wall and CPU time."""
+    samples: list[list[dict]] = [[] for _ in jobs]
     for _ in range(runs):
-        cleanup()
-        wall, rss = peak_and_wall(cmd, env)
-        walls.append(wall)
-        peaks.append(rss)
-    result = {"label": label, "seconds": statistics.median(walls), "all_seconds": walls, "peak_rss": max(peaks)}
-    print(f"  {label:42} {result['seconds']:7.2f} s   peak RSS {result['peak_rss'] / 2**20:8.0f} MiB", flush=True)
-    return result
+        for (_, cmd, cleanup), taken in zip(jobs, samples):
+            cleanup()
+            taken.append(run_timed(cmd, env))
+    results = []
+    for (label, _, _), taken in zip(jobs, samples):
+        walls, cpus = [t["wall"] for t in taken], [t["cpu"] for t in taken]
+        result = {"label": label, "seconds": statistics.median(walls), "all_seconds": walls,
+                  "cpu_seconds": statistics.median(cpus), "all_cpu_seconds": cpus,
+                  "peak_rss": max(t["rss"] for t in taken)}
+        print(f"  {label:46} {result['seconds']:7.2f} s wall  {result['cpu_seconds']:7.2f} s CPU   "
+              f"peak RSS {result['peak_rss'] / 2**20:7.0f} MiB", flush=True)
+        results.append(result)
+    return results
 
 
 def remove(*paths: Path):
@@ -121,24 +135,39 @@ def remove(*paths: Path):
 def hf_venv() -> Path | None:
     python = VENV / "bin" / "python"
     check = [str(python), "-c", "import transformers, torch, tensorflow; assert transformers.__version__ < '5'"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return python
     print(f"building {VENV} (transformers<5, torch 2.13.0, tensorflow-cpu) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
     install = [str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"),
                "transformers<5", "torch==2.13.0", "tensorflow-cpu"]
-    if subprocess.run(install).returncode != 0 or subprocess.run(check, capture_output=True).returncode != 0:
+    if (subprocess.run(install, check=False).returncode != 0
+            or subprocess.run(check, capture_output=True, check=False).returncode != 0):
         print("could not build the transformers<5 virtualenv; skipping the Hugging Face comparison", flush=True)
         return None
     return python
 
 
+CASES = ("tf1-st", "tf1-st-check", "hf", "st-pt", "pt-st")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated subset of {', '.join(CASES)} (default: all)")
+    parser.add_argument("--skip-hf", action="store_true", help="same as leaving `hf` out of --cases")
     parser.add_argument("--keep", action="store_true", help="keep the outputs in .bench/out")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="also run `python -m bertvault` from another checkout (e.g. `git archive` of an older "
+                             "commit, unpacked), interleaved with this one, for before/after figures")
     args = parser.parse_args()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    if args.skip_hf and "hf" in cases:
+        cases.remove("hf")
 
     prefix = CKPT / "bert_model.ckpt"
     if not Path(f"{prefix}.index").exists():
@@ -150,61 +179,89 @@ def main() -> None:
     out = BENCH / "out"
     out.mkdir(exist_ok=True)
     bertvault = [sys.executable, "-m", "bertvault"]
-    results: dict = {"checkpoint_bytes": size, "runs": args.runs}
+    results: dict = {"checkpoint_bytes": size, "runs": args.runs, "cases": cases}
 
+    def with_baseline(label: str, cmd: list[str], cleanup) -> list[tuple[str, list[str], object]]:
+        """The job, and the same command run from the --baseline checkout (python -m takes the cwd's package)."""
+        jobs = [(label, cmd, cleanup)]
+        if args.baseline is not None:
+            jobs.append((f"{label} [baseline]", ["env", "-C", str(args.baseline.resolve()), *cmd], cleanup))
+        return jobs
+
+    def record(keys: list[str], measured: list[dict]) -> None:
+        for key, result in zip(keys, measured):
+            results[key] = result
+        if args.baseline is not None:  # the baseline twin of the last job (the bertvault one)
+            results[f"{keys[-1]}_baseline"] = measured[len(keys)]
     subprocess.run(["cat", str(data), str(prefix) + ".index"], stdout=subprocess.DEVNULL, check=True)  # warm cache
-    print("TF1 -> safetensors", flush=True)
-    copy_dir = out / "cp"
-    results["cp_tf1"] = measure("cp (same bytes)", ["cp", str(data), f"{prefix}.index", str(copy_dir)], args.runs,
-                                lambda: (remove(copy_dir)(), copy_dir.mkdir()))
+
     st_dir = out / "bertvault-st"
-    results["bertvault_tf1_to_st"] = measure(
-        "bertvault convert --to safetensors", [*bertvault, "convert", str(prefix), "--to", "safetensors",
-                                              "--out", str(st_dir), "--no-check"], args.runs, remove(st_dir))
-    results["bertvault_tf1_to_st_checked"] = measure(
-        "  same, with --check", [*bertvault, "convert", str(prefix), "--to", "safetensors", "--out", str(st_dir),
-                                 "--check"], 1, remove(st_dir))
-    python = None if args.skip_hf else hf_venv()
-    if python is not None:
-        hf_dir = out / "hf4"
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        results["hf_tf1_to_st"] = measure("transformers<5 TF->PyTorch + safetensors save",
-                                          [str(python), "-c", HF_CONVERT, str(prefix), str(CKPT / "bert_config.json"),
-                                           str(hf_dir)], args.runs, remove(hf_dir), env)
-    else:
-        results["hf_tf1_to_st"] = None
+    to_st = [*bertvault, "convert", str(prefix), "--to", "safetensors", "--out", str(st_dir)]
+    copy_dir = out / "cp"
+    cp_tf1 = ("cp (same bytes)", ["cp", str(data), f"{prefix}.index", str(copy_dir)],
+              lambda: (remove(copy_dir)(), copy_dir.mkdir()))
+    if "tf1-st" in cases:
+        print("TF1 -> safetensors", flush=True)
+        record(["cp_tf1", "bertvault_tf1_to_st"], measure(
+            [cp_tf1, *with_baseline("bertvault convert --to safetensors --no-check", [*to_st, "--no-check"],
+                                    remove(st_dir))], args.runs))
+    if "tf1-st-check" in cases:
+        record(["bertvault_tf1_to_st_checked"], measure(
+            with_baseline("bertvault convert --to safetensors --check", [*to_st, "--check"], remove(st_dir)),
+            max(1, args.runs // 2)))
+    if "hf" in cases:
+        python = hf_venv()
+        if python is not None:
+            hf_dir = out / "hf4"
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            (results["hf_tf1_to_st"],) = measure(
+                [("transformers<5 TF->PyTorch + safetensors save",
+                  [str(python), "-c", HF_CONVERT, str(prefix), str(CKPT / "bert_config.json"), str(hf_dir)],
+                  remove(hf_dir))], args.runs, env)
 
     st_file = st_dir / "model.safetensors"
     pt_file = out / "model.bin"
     st_again = out / "again.safetensors"
-    print("safetensors <-> pt", flush=True)
-    results["cp_st"] = measure("cp model.safetensors", ["cp", str(st_file), str(out / "cp.safetensors")], args.runs,
-                               remove(out / "cp.safetensors"))
-    results["bertvault_st_to_pt"] = measure("bertvault safetensors -> pt", [*bertvault, "convert", str(st_file),
-                                            "--to", "pt", "--out", str(pt_file), "--no-check"], args.runs,
-                                            remove(pt_file))
-    results["cp_pt"] = measure("cp model.bin", ["cp", str(pt_file), str(out / "cp.bin")], args.runs,
-                               remove(out / "cp.bin"))
-    results["bertvault_pt_to_st"] = measure("bertvault pt -> safetensors", [*bertvault, "convert", str(pt_file),
-                                            "--to", "safetensors", "--out", str(st_again), "--no-check",
-                                            "--config", str(st_dir / "config.json")],
-                                            args.runs, remove(st_again))
+    to_pt = [*bertvault, "convert", str(st_file), "--to", "pt", "--out", str(pt_file), "--no-check"]
+    if {"st-pt", "pt-st"} & set(cases):
+        print("safetensors <-> pt", flush=True)
+        if not st_file.exists():
+            subprocess.run([*to_st, "--no-check"], check=True, capture_output=True)
+    if "st-pt" in cases:
+        record(["cp_st", "bertvault_st_to_pt"], measure(
+            [("cp model.safetensors", ["cp", str(st_file), str(out / "cp.safetensors")], remove(out / "cp.safetensors")),
+             *with_baseline("bertvault safetensors -> pt", to_pt, remove(pt_file))], args.runs))
+    if "pt-st" in cases:
+        if not pt_file.exists():
+            subprocess.run(to_pt, check=True, capture_output=True)
+        record(["cp_pt", "bertvault_pt_to_st"], measure(
+            [("cp model.bin", ["cp", str(pt_file), str(out / "cp.bin")], remove(out / "cp.bin")),
+             *with_baseline("bertvault pt -> safetensors", [*bertvault, "convert", str(pt_file), "--to", "safetensors",
+                                                             "--out", str(st_again), "--no-check", "--config",
+                                                             str(st_dir / "config.json")], remove(st_again))],
+            args.runs))
 
-    ours, cp = results["bertvault_tf1_to_st"], results["cp_tf1"]
-    ratios = {"tf1_to_st_vs_cp_time": ours["seconds"] / cp["seconds"],
-              "st_to_pt_vs_cp_time": results["bertvault_st_to_pt"]["seconds"] / results["cp_st"]["seconds"],
-              "pt_to_st_vs_cp_time": results["bertvault_pt_to_st"]["seconds"] / results["cp_pt"]["seconds"]}
-    if results["hf_tf1_to_st"]:
-        hf = results["hf_tf1_to_st"]
+    ratios: dict[str, float] = {}
+    pairs = {"tf1_to_st_vs_cp": ("bertvault_tf1_to_st", "cp_tf1"), "st_to_pt_vs_cp": ("bertvault_st_to_pt", "cp_st"),
+             "pt_to_st_vs_cp": ("bertvault_pt_to_st", "cp_pt")}
+    for key, (ours, base) in pairs.items():
+        for suffix in ("", "_baseline"):
+            if ours + suffix in results:
+                mine = results[ours + suffix]
+                ratios[f"{key}_time{suffix}"] = mine["seconds"] / results[base]["seconds"]
+                ratios[f"{key}_cpu{suffix}"] = mine["cpu_seconds"] / max(results[base]["cpu_seconds"], 1e-3)
+    if results.get("hf_tf1_to_st") and "bertvault_tf1_to_st" in results:
+        ours, hf = results["bertvault_tf1_to_st"], results["hf_tf1_to_st"]
         ratios |= {"tf1_to_st_vs_hf_time": ours["seconds"] / hf["seconds"],
                    "tf1_to_st_vs_hf_peak_rss": ours["peak_rss"] / hf["peak_rss"]}
     results["ratios"] = ratios
     goals = {"tf1_to_st_vs_cp_time": 3.0, "st_to_pt_vs_cp_time": 2.0, "pt_to_st_vs_cp_time": 2.0,
              "tf1_to_st_vs_hf_time": 0.5, "tf1_to_st_vs_hf_peak_rss": 0.6}
-    print("ratios (goal):")
+    print("ratios (goal; CPU-time ratios are for information):")
     for key, value in ratios.items():
-        verdict = "ok" if value <= goals[key] else "OVER"
-        print(f"  {key:28} {value:6.2f}  (<= {goals[key]})  {verdict}")
+        goal = goals.get(key)
+        verdict = "" if goal is None else f"(<= {goal})  {'ok' if value <= goal else 'OVER'}"
+        print(f"  {key:28} {value:6.2f}  {verdict}")
     (BENCH / "bench_convert.json").write_text(json.dumps(results, indent=2))
     if not args.keep:
         shutil.rmtree(out)

@@ -32,21 +32,37 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_source(source: str | Path, artifact: str | None = None) -> dict:
-    """A source as the record lists it: name or path, and the sha256 of each of its files."""
-    path = Path(source)
+HASH_LIMIT = 8 << 30  # sources larger than this (a whole corpus) are listed by size, not re-hashed
+
+
+def describe_source(source: str | Path, artifact: str | None = None, root: Path | None = None) -> dict:
+    """A source as the record lists it: name or path, and the sha256 of each of its files.
+    `root` is where a registered name or URL was found locally (the cache view)."""
+    path = Path(root or source)
     entry: dict = {"source": str(source)}
     if artifact:
         entry["artifact"] = artifact
-    if path.is_file():
-        entry["files"] = {path.name: file_sha256(path)}
-    elif path.is_dir():
-        entry["files"] = {
-            str(f.relative_to(path)): file_sha256(f)
-            for f in sorted(path.rglob("*"))
-            if f.is_file() and f.name != RECORD and not f.name.startswith(".")
-        }
+    files = [path] if path.is_file() else sorted(
+        f for f in path.rglob("*") if f.is_file() and f.name != RECORD and not f.name.startswith(".")
+    ) if path.is_dir() else []
+    base = path.parent if path.is_file() else path
+    if sum(f.stat().st_size for f in files) <= HASH_LIMIT:
+        entry["files"] = {str(f.relative_to(base)): file_sha256(f) for f in files}
+    else:
+        entry["sizes"] = {str(f.relative_to(base)): f.stat().st_size for f in files}
     return entry
+
+
+def describe(source: str | None) -> dict:
+    """describe_source for what a user typed: a path, a registered name (its cache view) or a URL."""
+    if not source or source == "scratch":
+        return {"source": source or "none"}
+    if Path(source).expanduser().exists():
+        return describe_source(Path(source).expanduser())
+    from bertvault.sources import resolve
+
+    resolved = resolve(source)
+    return describe_source(source, resolved.artifact.name if resolved.artifact else None, resolved.path)
 
 
 def write_record(output: Path, step: str, sources: list[dict], **details: object) -> Path:

@@ -79,7 +79,9 @@ class Canonical:
             model = BertForPreTraining(BertConfig(**self.hf_config()))
         model = model.to(dtype).eval()
         state = {k: v for k, v in self.state_dict(dtype).items() if k.startswith(("bert.", "cls."))}
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        # assign: the model takes these tensors (mapped from the file where no op changed them) as
+        # its weights instead of copying them, so it holds one copy of the model, not two.
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
         if unexpected:
             raise ConversionError(f"transformers' BertForPreTraining rejected keys: {sorted(unexpected)[:5]}")
         if not init_missing:

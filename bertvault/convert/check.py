@@ -4,11 +4,15 @@ BertForPreTraining on the CPU, run one fixed batch; hidden states, MLM and NSP l
 The result is loaded the way its users load it: an HF folder through `from_pretrained` (so a key
 transformers would leave newly initialised fails the check), anything else through its reader.
 When TF1 is on either side, a second witness (oracle.py) runs the TF1 checkpoint by google's names
-in float64 against the PyTorch model of the other side.
+in float64 against the source's PyTorch model: a written TF1 checkpoint against the model it was
+written from, a read one against the model read from it (to which the result is then held).
+One model is in memory at a time; models take their weights from the reader's arrays, mapped from
+the files where no op changes them, instead of copying them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,15 +76,22 @@ def fixed_batch(config: dict) -> dict:
 def outputs(model, batch: dict, groups: list[str]) -> dict:
     import torch
 
-    with torch.no_grad():
-        result = model(**batch, output_hidden_states=True)
-        out = {"hidden": torch.stack(result.hidden_states)}
-        if "mlm" in groups:
-            out["mlm"] = result.prediction_logits
-        if "pooler" in groups:
-            out["pooled"] = model.bert(**batch).pooler_output
-        if "nsp" in groups and "pooler" in groups:
-            out["nsp"] = result.seq_relationship_logits
+    pooled: list = []  # the pooler's output in this same pass (BertForPreTraining does not return it)
+    hook = model.bert.pooler.register_forward_hook(lambda module, args, output: pooled.append(output)) \
+        if model.bert.pooler is not None else None
+    try:
+        with torch.no_grad():
+            result = model(**batch, output_hidden_states=True)
+    finally:
+        if hook is not None:
+            hook.remove()
+    out = {"hidden": torch.stack(result.hidden_states)}
+    if "mlm" in groups:
+        out["mlm"] = result.prediction_logits
+    if "pooler" in groups:
+        out["pooled"] = pooled[0]
+    if "nsp" in groups and "pooler" in groups:
+        out["nsp"] = result.seq_relationship_logits
     return out
 
 
@@ -140,20 +151,50 @@ def _tf_getter(prefix: Path):
     return lambda name: get(scope + name)
 
 
+@contextlib.contextmanager
+def _in_float64(model):
+    """Run `model` in float64 one module at a time: each module's own weights become float64 just
+    before it runs and get their float32 tensors back right after, so at most one module's weights
+    (the word embeddings, at most) exist in float64 at once, never a float64 copy of the model. The
+    attention mask follows the embeddings' dtype, so the whole pass computes in float64."""
+    saved: dict[int, list] = {}
+
+    def before(module, args) -> None:
+        saved[id(module)] = [(p, p.data) for p in module.parameters(recurse=False)]
+        for parameter, data in saved[id(module)]:
+            parameter.data = data.double()  # tied weights: the one shared Parameter, converted once
+
+    def after(module, args, output) -> None:
+        for parameter, data in saved.pop(id(module)):
+            parameter.data = data
+
+    owners = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    handles = [h for m in owners for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    try:
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _oracle(prefix: Path, model, config: dict, batch: dict, groups: list[str], kind: str) -> tuple[dict, dict]:
+    """The TF1 graph's float64 outputs against `model`'s, also run in float64."""
     import torch
 
     from bertvault.convert.oracle import tf1_forward
 
     witness = tf1_forward(_tf_getter(prefix), config, batch, groups)
-    model = model.double()
     try:
-        mine = outputs(model, batch, groups)
-    finally:
-        model.float()
+        with _in_float64(model):
+            mine = outputs(model, batch, groups)
+    except RuntimeError:  # a transformers that mixes dtypes across modules: the whole model in float64
+        mine = None
+    if mine is None or any(v.dtype != torch.float64 for v in mine.values()):
+        log.debug("module-by-module float64 did not hold; running the whole model in float64")
+        mine = outputs(model.double(), batch, groups)
     atol, rtol = BOUNDS[kind] if kind != "exact" else (ORACLE_ATOL, 0.0)
     bound = {k: atol + rtol * float(v.abs().max()) for k, v in witness.items()}
-    return {k: float((witness[k] - mine[k].to(torch.float64)).abs().max()) for k in witness}, bound
+    return {k: float((witness[k] - mine[k]).abs().max()) for k in witness}, bound
 
 
 def _extras(source: Canonical, result: Canonical) -> dict[str, float]:
@@ -171,33 +212,35 @@ def _extras(source: Canonical, result: Canonical) -> dict[str, float]:
 
 def check_conversion(source: Canonical, result_path: Path, to: str, dtype: str, *, single_file: bool) -> CheckResult:
     batch = fixed_batch(source.config)
-    groups = list(source.groups)
     kind = _narrowest(source, dtype)
+    # One model in memory at a time, the result's first: mapped from its file, it leaves nothing
+    # behind, where the source model's transposed weights leave freed heap the process keeps.
+    result = load_canonical(result_path, from_format=to, config=source.config if single_file else None)
+    try:
+        groups = [g for g in source.groups if g in result.groups]
+        model = _load_hf(result_path, source) if to == "hf" else result.to_model(init_missing=False)
+        mine = outputs(model, batch, groups)
+        del model
+        extras = _extras(source, result)
+    finally:
+        result.close()
+
     model = source.to_model(init_missing=False)
     reference = outputs(model, batch, groups)
     oracle: dict[str, float] = {}
     oracle_bound: dict[str, float] = {}
+    # The TF1 graph witness runs against the source model. Written TF1: the witness reads the
+    # result, with the written dtype's bound. Read TF1: it reads the source file, which the source
+    # model holds exactly, and the result is held to the source model below.
     if to == "tf1":
         oracle, oracle_bound = _oracle(result_path / "bert_model.ckpt", model, source.config, batch, groups, kind)
+    elif source.format == "tf1" and source.source is not None:
+        oracle, oracle_bound = _oracle(source.source, model, source.config, batch, groups, "exact")
     del model
-
-    result = load_canonical(result_path, from_format=to, config=source.config if single_file else None)
-    try:
-        lost = [g for g in groups if g not in result.groups]
-        model = _load_hf(result_path, source) if to == "hf" else result.to_model(init_missing=False)
-        groups = [g for g in groups if g not in lost]
-        mine = outputs(model, batch, groups)
-        if source.format in ("tf1",) and source.source is not None:
-            oracle, oracle_bound = _oracle(source.source, model, source.config, batch, groups, kind)
-        del model
-        reference = {k: v for k, v in reference.items() if k in mine}
-        diffs = _diffs(reference, mine)
-        bound = _bounds(reference, kind)
-        extras = _extras(source, result)
-        diffs.update(extras)
-        bound.update({k: BOUNDS[kind][0] + BOUNDS[kind][1] for k in extras})
-    finally:
-        result.close()
+    diffs = _diffs(reference, mine)
+    bound = _bounds(reference, kind)
+    diffs.update(extras)
+    bound.update({k: BOUNDS[kind][0] + BOUNDS[kind][1] for k in extras})
     outcome = CheckResult(diffs, bound, oracle, oracle_bound)
     log.info("check: %s", outcome.line())
     if outcome.failures:

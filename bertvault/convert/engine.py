@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class Entry:
 
     shape: tuple[int, ...]
     dtype: np.dtype
+    region: tuple[Path, int] | None = None  # (file, offset) where its bytes lie as they are, if they do
 
 
 def _tie_checked(owner: LazyTensor, alias: LazyTensor, owner_name: str, alias_name: str) -> LazyTensor:
@@ -102,7 +104,7 @@ def plan_read(keymap: KeyMap, entries: Mapping[str, Entry], loader: Callable[[st
         if not is_float(entry.dtype):
             problems.append(f"{raw} holds {entry.dtype}, expected floating-point weights")
             continue
-        tensor = LazyTensor(tuple(entry.shape), entry.dtype, raw, lambda raw=raw: loader(raw))
+        tensor = LazyTensor(tuple(entry.shape), entry.dtype, raw, lambda raw=raw: loader(raw), entry.region)
         if rule.source_shape is not None:
             expected = resolve_shape(rule.source_shape, symbols, free)
             if expected != tensor.shape:

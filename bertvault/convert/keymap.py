@@ -36,6 +36,12 @@ class Slot:
     offset: int = 0
 
 
+# (pattern, side, layers, id(choices)) -> (choices, compiled): a conversion matches every key
+# against every rule, and building the regex each time was a tenth of a BERT-large conversion.
+# Callers pass long-lived choices objects (a KeyMap's, schema's constant), so this stays small.
+_COMPILED: dict[tuple, tuple[dict, re.Pattern[str]]] = {}
+
+
 @dataclass(frozen=True)
 class Pattern:
     """One side of a rule: literal text and slots."""
@@ -44,6 +50,13 @@ class Pattern:
     parts: tuple[str | Slot, ...]
 
     def regex(self, side: str, choices: dict[str, dict[str, str]], layers: int) -> re.Pattern[str]:
+        key = (self, side, layers, id(choices))
+        cached = _COMPILED.get(key)
+        if cached is None:  # the choices dict is kept with its regex, so its id cannot be reused
+            cached = _COMPILED[key] = (choices, self._compile(side, choices, layers))
+        return cached[1]
+
+    def _compile(self, side: str, choices: dict[str, dict[str, str]], layers: int) -> re.Pattern[str]:
         out = []
         for part in self.parts:
             if isinstance(part, str):

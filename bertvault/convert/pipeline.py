@@ -130,5 +130,23 @@ def convert(source: str | Path, to: str, *, out: Path | None = None, dtype: str 
         )
     finally:
         canonical.close()
-    return ConvertResult(out, canonical.format, to, count, size, dict(canonical.report.dropped),
-                         canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))
+    result = ConvertResult(out, canonical.format, to, count, size, dict(canonical.report.dropped),
+                           canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))
+    _record(result, source, canonical, dtype)
+    return result
+
+
+def _record(result: ConvertResult, source: str | Path, canonical: Canonical, dtype: str) -> None:
+    """The provenance record beside the output: the source's files and hashes, and the check."""
+    from bertvault import provenance
+
+    read = canonical.source if canonical.source is not None else Path(source)
+    root = read if read.exists() else read.parent  # a TF prefix names no file itself
+    check = result.check
+    provenance.write_record(
+        result.out, "convert", sources=[provenance.describe_source(source, canonical.artifact, root)],
+        from_format=result.source_format, to=result.target_format, dtype=dtype,
+        dropped=result.dropped, heads=result.heads,
+        check=None if check is None else {"max_abs_diff": check.max_diff, "diffs": check.diffs, "bounds": check.bound,
+                                          "tf1_graph_float64": check.oracle},
+    )

@@ -66,9 +66,12 @@ class Schema:
 
     def refusal(self, name: str) -> str | None:
         for pattern, reason in self.refuse:
-            if pattern.match(name, "source", {}, 0) is not None:
+            if pattern.match(name, "source", _NO_CHOICES, 0) is not None:
                 return reason
         return None
+
+
+_NO_CHOICES: dict[str, dict[str, str]] = {}  # one object: Pattern caches its regex per choices object
 
 
 def shape_symbols(config: dict) -> dict[str, int]:

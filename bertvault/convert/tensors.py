@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,9 @@ class LazyTensor:
     dtype: np.dtype
     origin: str  # the key in the file it comes from, for messages
     loader: Callable[[], np.ndarray]
+    # (file, offset) when the values are exactly the bytes there, in C order: a writer may copy
+    # them file to file without reading them. Any operation on the values drops it.
+    region: tuple[Path, int] | None = None
 
     def load(self) -> np.ndarray:
         array = self.loader()

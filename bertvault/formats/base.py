@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 
 from bertvault.convert.engine import Entry
 from bertvault.convert.tensors import LazyTensor
+from bertvault.errors import ConversionError
+from bertvault.formats.rawio import Placed
 
 
 @dataclass
@@ -21,6 +24,19 @@ class TensorSource:
     files: list[Path]
     metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
     close: Callable[[], None] = lambda: None
+
+
+def produce(name: str, tensor: LazyTensor) -> np.ndarray:
+    """A tensor's values for a writer, checked against what the file's header already promised."""
+    array = tensor.load()
+    if array.dtype != tensor.dtype:
+        raise ConversionError(f"{name}: produced {array.dtype}, planned {tensor.dtype}")
+    return array
+
+
+def placed(offset: int, name: str, tensor: LazyTensor) -> Placed:
+    """A tensor for rawio.write_placed, at `offset` of the output file."""
+    return Placed(offset, tensor.nbytes, functools.partial(produce, name, tensor), tensor.region)
 
 
 @dataclass

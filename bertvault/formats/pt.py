@@ -1,9 +1,11 @@
 """PyTorch pickles (.bin/.pt/.pth): HF state dicts, single or sharded with pytorch_model.bin.index.json.
 
-A pickle can run code when loaded. Every one is opened with `torch.load(weights_only=True)`, whose
-unpickler admits tensors and plain containers only; anything else (an `os.system` reduce, a pickled
-DataLoader) is refused as UnsafeInput before it is built. Zip-format files are memory-mapped, so
-reading one holds only the tensor being converted.
+A pickle can run code when loaded. A plain zip-format state dict is read by torchzip's restricted
+unpickler, which knows only the names such a file uses, without importing torch; every other file
+is opened with `torch.load(weights_only=True)`, whose unpickler admits tensors and plain containers
+only; anything else (an `os.system` reduce, a pickled DataLoader) is refused as UnsafeInput before
+it is built. Zip-format files are memory-mapped, so reading one holds only the tensor being
+converted. Writing goes through torchzip too: the same file torch.save writes, without torch.
 """
 
 from __future__ import annotations
@@ -11,20 +13,26 @@ from __future__ import annotations
 import functools
 import io
 import json
+import logging
 import pickle
 import pickletools
 import re
 import struct
+import sys
 import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 from bertvault.convert.engine import Entry
-from bertvault.convert.tensors import numpy_dtype_of_torch, numpy_to_torch, torch_to_numpy
+from bertvault.convert.tensors import numpy_dtype_of_torch, torch_to_numpy
 from bertvault.errors import ConversionError, UnsafeInput
-from bertvault.formats import sidecars
+from bertvault.formats import sidecars, torchzip
 from bertvault.formats.base import TensorSource, WriteJob
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = "pytorch_model.bin"
 INDEX = "pytorch_model.bin.index.json"
@@ -103,25 +111,50 @@ def _load_cached(path: str, mtime: int, size: int) -> object:
         raise ConversionError(f"{path} is truncated or not a PyTorch checkpoint ({first})") from None
 
 
+@functools.lru_cache(maxsize=4)
+def _load_fast(path: str, mtime: int, size: int) -> object:
+    return torchzip.load(Path(path))
+
+
 def load_pickle(path: Path) -> object:
+    """The file's object: a plain zip-format state dict is read by torchzip (tensors as StoredTensor,
+    no torch import); anything else by torch.load(weights_only=True)."""
     stat = path.stat()
+    try:
+        return _load_fast(str(path), stat.st_mtime_ns, stat.st_size)
+    except torchzip.Unhandled as why:
+        log.debug("%s: %s; loading it with torch.load(weights_only=True)", path, why)
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def is_tensor_dict(obj: object) -> bool:
-    import torch
+def is_tensor(value: object) -> bool:
+    if isinstance(value, torchzip.StoredTensor):
+        return True
+    torch = sys.modules.get("torch")  # a torch tensor exists only if torch is imported
+    return torch is not None and isinstance(value, torch.Tensor)
 
-    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+def is_tensor_dict(obj: object) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(is_tensor(v) for v in obj.values())
+
+
+def _entry(value) -> Entry:
+    if isinstance(value, torchzip.StoredTensor):
+        return Entry(value.shape, value.dtype, value.region)
+    return Entry(tuple(value.shape), numpy_dtype_of_torch(value.dtype))
+
+
+def _array(value) -> np.ndarray:
+    return value.load() if isinstance(value, torchzip.StoredTensor) else torch_to_numpy(value)
 
 
 def source_from_state_dict(state: Mapping, files: list[Path]) -> TensorSource:
-    import torch
-
-    problems = [f"{k} is a {type(v).__name__}, not a tensor" for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    """Torch tensors (in memory or from torch.load) or StoredTensors, read when asked."""
+    problems = [f"{k} is a {type(v).__name__}, not a tensor" for k, v in state.items() if not is_tensor(v)]
     if problems:
         raise ConversionError(problems)
-    entries = {k: Entry(tuple(v.shape), numpy_dtype_of_torch(v.dtype)) for k, v in state.items()}
-    return TensorSource(entries, lambda name: torch_to_numpy(state[name]), files)
+    entries = {k: _entry(v) for k, v in state.items()}
+    return TensorSource(entries, lambda name: _array(state[name]), files)
 
 
 def state_dict_of(path: Path) -> Mapping:
@@ -162,10 +195,16 @@ def _read_sharded(index: Path) -> TensorSource:
 
 
 def save_state_dict(path: Path, tensors) -> None:
-    import torch
-
-    state = {name: numpy_to_torch(t.load()) for name, t in tensors}
-    torch.save(state, path)
+    """What torch.save({name: tensor}) writes, streamed without torch; read back before it counts."""
+    tensors = list(tensors)
+    torchzip.save(path, tensors)
+    try:
+        written = torchzip.load(path)
+    except torchzip.Unhandled as why:
+        raise ConversionError(f"{path} does not read back as written ({why})") from None
+    expected = {name: (t.shape, t.dtype) for name, t in tensors}
+    if not isinstance(written, dict) or {k: (v.shape, v.dtype) for k, v in written.items()} != expected:
+        raise ConversionError(f"{path} does not read back as written")
 
 
 def write_weights(folder: Path, job: WriteJob, file: str = WEIGHTS) -> None:

@@ -1,8 +1,10 @@
 """safetensors files, single or sharded with model.safetensors.index.json.
 
-Reading goes through `safe_open`, one tensor at a time. Writing streams too: the header (names,
-dtypes, shapes, offsets) is known before any tensor is read, so each tensor is written as it is
-produced and dropped. `safetensors.numpy.save_file` would need the whole model in memory at once;
+Reading: `safe_open` validates the header (offsets in bounds and contiguous, the file long enough),
+then each tensor is mapped in place from the file (rawio), bfloat16 included, with no copy and no
+torch. Writing streams: the header (names, dtypes, shapes, offsets) is known before any tensor is
+read, so each tensor is produced and written at its offset on a worker thread, then dropped
+(rawio.write_placed). `safetensors.numpy.save_file` would need the whole model in memory at once;
 this writes the same documented layout (8-byte little-endian header length, JSON header, raw
 bytes), and every file is re-opened with `safe_open` before it counts as written.
 
@@ -14,6 +16,7 @@ so a lone .safetensors file written here is readable without a config.json besid
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from bertvault.convert.engine import Entry
 from bertvault.convert.tensors import LazyTensor, bfloat16
 from bertvault.errors import ConversionError
 from bertvault.formats import sidecars
-from bertvault.formats.base import TensorSource, WriteJob
+from bertvault.formats.base import TensorSource, WriteJob, placed
+from bertvault.formats.rawio import MappedFile, pwrite_all, write_placed
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -48,27 +52,35 @@ def _open(path: Path):
         raise ConversionError(f"{path} is not a readable safetensors file ({exc}); it may be truncated") from None
 
 
+def _data_offsets(path: Path) -> tuple[int, dict[str, int]]:
+    """Where the data starts and each tensor's offset in it, from the header safe_open has validated."""
+    with open(path, "rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(length))
+    return 8 + length, {name: int(value["data_offsets"][0]) for name, value in header.items() if name != "__metadata__"}
+
+
 def read(path: Path) -> TensorSource:
-    """`path`: a .safetensors file or a model.safetensors.index.json."""
+    """`path`: a .safetensors file or a model.safetensors.index.json. Tensors are mapped in place."""
     if path.name.endswith(".index.json"):
         return _read_sharded(path)
-    handle = _open(path)
+    handle = _open(path)  # validates the header: offsets in bounds, contiguous, the file long enough
     entries = {}
+    base, offsets = _data_offsets(path)
     for name in handle.keys():
         part = handle.get_slice(name)
-        entries[name] = Entry(tuple(part.get_shape()), _np_dtype(part.get_dtype()))
+        entries[name] = Entry(tuple(part.get_shape()), _np_dtype(part.get_dtype()), (path, base + offsets[name]))
+    metadata = dict(handle.metadata() or {})
+    del handle
+    mapped = MappedFile(path)
 
     def load(name: str) -> np.ndarray:
-        if entries[name].dtype.name == "bfloat16":  # safetensors' numpy side has no bfloat16
-            from safetensors import safe_open
+        entry = entries[name]
+        if entry.dtype == object:
+            raise ConversionError(f"{path}: {name} has a dtype bertvault does not convert")
+        return mapped.array(base + offsets[name], entry.dtype, entry.shape)
 
-            from bertvault.convert.tensors import torch_to_numpy
-
-            with safe_open(str(path), framework="pt") as pt:
-                return torch_to_numpy(pt.get_tensor(name))
-        return handle.get_tensor(name)
-
-    return TensorSource(entries, load, [path], dict(handle.metadata() or {}))
+    return TensorSource(entries, load, [path], metadata, close=mapped.close)
 
 
 def _read_sharded(index: Path) -> TensorSource:
@@ -97,8 +109,13 @@ def _read_sharded(index: Path) -> TensorSource:
     if problems:
         raise ConversionError(problems)
     metadata = next(iter(shards.values())).metadata
+
+    def close() -> None:
+        for shard in shards.values():
+            shard.close()
+
     return TensorSource(entries, lambda name: owner[name].load(name), [index, *(index.parent / f for f in shards)],
-                        metadata)
+                        metadata, close)
 
 
 def metadata_for(job: WriteJob) -> dict[str, str]:
@@ -117,34 +134,19 @@ def write_file(path: Path, tensors: list[tuple[str, LazyTensor]], metadata: dict
         offset += tensor.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
     blob += b" " * (-len(blob) % 8)  # the format allows space padding; aligned data can be mapped in place
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(blob)))
-        out.write(blob)
-        for (name, tensor), array in zip(tensors, prefetched(tensors)):
-            if array.dtype != tensor.dtype:
-                raise ConversionError(f"{name}: produced {array.dtype}, planned {tensor.dtype}")
-            out.write(memoryview(array.reshape(-1).view(np.uint8)))
-            del array
+    base = 8 + len(blob)
+    jobs, at = [], base
+    for name, tensor in tensors:
+        jobs.append(placed(at, name, tensor))
+        at += tensor.nbytes
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        os.ftruncate(fd, at)
+        pwrite_all(fd, struct.pack("<Q", len(blob)) + blob, 0)
+        write_placed(fd, jobs)
+    finally:
+        os.close(fd)
     _verify(path, tensors)
-
-
-def prefetched(tensors: list[tuple[str, LazyTensor]], depth: int = 2):
-    """Tensors loaded (read, transposed) on worker threads while earlier ones are written: numpy and
-    file I/O release the GIL, so both cores work. At most `depth` + 1 tensors are in memory."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    def load(tensor: LazyTensor) -> np.ndarray:
-        return np.ascontiguousarray(tensor.load())
-
-    with ThreadPoolExecutor(max_workers=depth) as pool:
-        pending = deque(pool.submit(load, t) for _, t in tensors[:depth])
-        for k in range(len(tensors)):
-            array = pending.popleft().result()
-            if k + depth < len(tensors):
-                pending.append(pool.submit(load, tensors[k + depth][1]))
-            yield array
-            del array
 
 
 def _verify(path: Path, tensors: list[tuple[str, LazyTensor]]) -> None:

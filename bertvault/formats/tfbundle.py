@@ -11,7 +11,6 @@ TensorFlow's own CheckpointReader instead. TensorFlow writes; tests cross-check 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import struct
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 
 from bertvault.convert.tensors import bfloat16
 from bertvault.errors import ConversionError
+from bertvault.formats.rawio import MappedFile
 
 log = logging.getLogger(__name__)
 
@@ -170,41 +170,32 @@ class BundleReader:
             self.entries[key.decode("utf-8")] = _entry(value)
         self.data_files = [Path(f"{prefix}.data-{k:05d}-of-{shards:05d}") for k in range(shards)]
         _check_data_files(prefix, self.data_files, self.entries)
-        self._fds: dict[int, int] = {}
+        self._files = [MappedFile(file) for file in self.data_files]
 
     def read(self, name: str, verify: bool = True) -> np.ndarray:
+        """The tensor, mapped from its data file in place (see rawio.map_array); its CRC is checked."""
         entry = self.entries[name]
         if entry.dtype == object:
             raise ConversionError(f"{name} is a string or unsupported tensor, not a weight")
-        out = np.empty(entry.shape, dtype=entry.dtype)
-        raw = out.reshape(-1).view(np.uint8)
-        if raw.nbytes != entry.size:
+        nbytes = int(np.prod(entry.shape, dtype=np.int64)) * entry.dtype.itemsize
+        if nbytes != entry.size:
             raise ConversionError(f"{self.prefix}: {name} has {entry.size} bytes for shape {list(entry.shape)}; corrupt index")
-        fd = self._fds.get(entry.shard)
-        if fd is None:
-            fd = self._fds[entry.shard] = os.open(self.data_files[entry.shard], os.O_RDONLY)
-        view, done = memoryview(raw), 0
-        while done < entry.size:  # positional reads: several threads may read at once
-            count = os.preadv(fd, [view[done:]], entry.offset + done)
-            if count <= 0:
-                raise ConversionError(f"{self.data_files[entry.shard]} is truncated at {name}")
-            done += count
-        if verify and entry.crc32c is not None and not _crc_ok(raw, entry.crc32c):
+        out = self._files[entry.shard].array(entry.offset, entry.dtype, entry.shape)
+        if verify and entry.crc32c is not None and not _crc_ok(out, entry.crc32c):
             raise ConversionError(f"{self.data_files[entry.shard]}: checksum mismatch in {name}; the file is corrupt")
         return out
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for file in self._files:
+            file.close()
 
 
-def _crc_ok(raw: np.ndarray, masked: int) -> bool:
+def _crc_ok(array: np.ndarray, masked: int) -> bool:
     try:
         import google_crc32c
     except ImportError:  # verification needs the gcs extra; the size checks still hold
         return True
-    frozen = raw.view()
+    frozen = array.reshape(-1).view(np.uint8)
     frozen.flags.writeable = False  # the C extension takes read-only buffers only
     return google_crc32c.value(frozen) == _unmask(masked)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bertvault import provenance
 from bertvault.errors import DataError, TrainingError, raise_if
 from bertvault.train import checkpoint_io, config, devices, optim, scores, tables
 from bertvault.train.metrics import MetricsLog
@@ -287,6 +289,10 @@ def _run(settings: config.FinetuneSettings, display, device: devices.Device) -> 
         model_dir = export(model, source, lowercase, settings, out / "model")
         summary = {"best_epoch": best_epoch, "metric": metric, "scores": best_scores, "labels": names}
         _write_json(out / "eval_results.json", summary)
+        provenance.write_record(
+            model_dir, "finetune",
+            sources=[provenance.describe(settings.from_), *(provenance.describe(f) for f in (settings.train, settings.eval))],
+            best_epoch=best_epoch, scores=best_scores, settings=dataclasses.asdict(settings))
     device.barrier()
     return Result(out, best_epoch, best_scores, model_dir, predictions, history)
 

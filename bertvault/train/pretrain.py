@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from bertvault import provenance
 from bertvault.errors import TrainingError, raise_if
 from bertvault.train import checkpoint_io, checkpoints, config, devices, optim, pretrain_data
 from bertvault.train.metrics import MetricsLog, Throughput, flops_per_token, mfu
@@ -411,6 +412,11 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
         model_dir = checkpoint_io.export_hf(model, source.vocab_path, lowercase, out / "model")
         if "tf1" in settings.export:
             tf1_dir = checkpoint_io.export_tf1(model, source.vocab_path, lowercase, out / "tf1")
+        record = {"sources": [provenance.describe(settings.from_), provenance.describe(settings.data)],
+                  "steps": step, "settings": dataclasses.asdict(settings)}
+        for folder in (model_dir, tf1_dir):
+            if folder is not None:
+                provenance.write_record(folder, "pretrain", **record)
     device.barrier()
     return Result(out, step, model_dir, tf1_dir)
 
