@@ -7,6 +7,7 @@ details (conversion check, training settings). `bertvault info PATH` shows it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -59,6 +60,12 @@ def describe(source: str | None) -> dict:
         return {"source": source or "none"}
     if Path(source).expanduser().exists():
         return describe_source(Path(source).expanduser())
+    matches = sorted(Path(p) for p in glob.glob(str(Path(source).expanduser())))
+    if matches:  # a glob of data files
+        entry: dict = {"source": source, "files": {}}
+        for match in matches:
+            entry["files"].update(describe_source(match).get("files", {}))
+        return entry
     from bertvault.sources import resolve
 
     resolved = resolve(source)

@@ -105,7 +105,7 @@ def test_single_file_output_carries_its_config(sources, tmp_path):
     out = tmp_path / "lone.safetensors"
     result = runner.invoke(app, ["convert", str(sources("tf2")), "--to", "safetensors", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lone.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lone.safetensors", "lone.safetensors.provenance.json"]
     assert load_canonical(out).config["num_attention_heads"] == 4
 
 

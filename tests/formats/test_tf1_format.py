@@ -15,7 +15,8 @@ def test_tensorflow_sees_googles_names_and_shapes(tiny, tmp_path):
     out = tmp_path / "tf1"
     convert(tiny.hf, "tf1", out=out, check=False)
     assert sorted(p.name for p in out.iterdir()) == [
-        "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index", "checkpoint", "vocab.txt",
+        "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index", "checkpoint",
+        "provenance.json", "vocab.txt",
     ]
     expected = tiny_bert.google_names(tiny.state)
     reader = tf.train.load_checkpoint(str(out / "bert_model.ckpt"))
