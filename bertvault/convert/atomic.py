@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from bertvault.cache.owners import pid_alive
 from bertvault.errors import ConversionError
 
 _TAG = ".bvtmp-"
@@ -22,23 +23,13 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale(final: Path) -> None:
     """Remove temporaries left by a conversion that was killed (its process is gone)."""
     if not final.parent.is_dir():
         return
     for leftover in final.parent.glob(f".{final.name}{_TAG}*"):
         pid = leftover.name.rsplit(_TAG, 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             _remove(leftover)
 
 

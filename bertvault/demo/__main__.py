@@ -69,7 +69,7 @@ def main() -> None:
     bertvault(
         "finetune", "--from", str(work / "pretrain" / "model"), "--task", "classification",
         "--train", str(train_tsv), "--eval", str(dev_tsv), "--out", str(work / "finetune"),
-        "--epochs", "3", "--lr", "1e-3", "--batch-size", "32", "--max-seq-len", "32", "--seed", "7",
+        "--epochs", "10", "--lr", "5e-3", "--dropout", "0", "--batch-size", "16", "--max-seq-len", "32", "--seed", "7",
         env=env,
     )
 
@@ -79,9 +79,11 @@ def main() -> None:
     print(f"  pulled     {work / 'cache' / 'artifacts' / 'bert-demo-tiny'}  (sha256 verified)")
     print(f"  converted  {work / 'cache' / 'converted' / 'bert-demo-tiny' / 'safetensors'}")
     print(f"  pretrained {work / 'pretrain' / 'model'}  loss {pretrain_losses[0]:.3f} -> {pretrain_losses[-1]:.3f}")
-    accuracy = finetune_metrics.get("accuracy")
-    print(f"  finetuned  {work / 'finetune'}  dev accuracy {accuracy:.3f}" if accuracy is not None else
-          f"  finetuned  {work / 'finetune'}  {finetune_metrics}")
+    accuracy = finetune_metrics["scores"]["accuracy"]
+    labels = [line.rsplit("\t", 1)[1] for line in dev_tsv.read_text().splitlines()[1:]]
+    majority = max(labels.count(label) for label in set(labels)) / len(labels)
+    print(f"  finetuned  {work / 'finetune' / 'model'}  dev accuracy {accuracy:.3f} "
+          f"(majority baseline {majority:.3f}, best epoch {finetune_metrics['best_epoch']})")
     print(f"  total      {time.perf_counter() - started:.0f} s")
     print("  provenance: bertvault info " + str(work / "pretrain" / "model"))
 
