@@ -257,6 +257,8 @@ class XlaDevice(Device):
         import pickle
 
         # Python objects travel as byte tensors; XLA collectives need equal shapes, so pad first.
+        # The bytes are this job's own, sent between its ranks (as torch.distributed's
+        # all_gather_object does with pickle too); nothing read from a file or a peer outside the job.
         data = torch.tensor(list(pickle.dumps(obj)), dtype=torch.uint8)
         sizes = self._xm.all_gather(torch.tensor([data.numel()], device=self.device)).cpu().tolist()
         padded = torch.zeros(max(sizes), dtype=torch.uint8)
