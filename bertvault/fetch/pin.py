@@ -3,17 +3,12 @@ and every later pull and `verify` holds the files to them."""
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
-
-import tomli_w
 
 from bertvault import paths
 from bertvault.cache import metadata
-from bertvault.cache.owners import new_tag
 from bertvault.errors import ManifestError
-from bertvault.registry.loader import read_manifest
+from bertvault.registry.user import write_artifact
 
 
 def pinned_table(artifact, records: dict[str, dict]) -> tuple[dict, list[str]]:
@@ -37,27 +32,6 @@ def pinned_table(artifact, records: dict[str, dict]) -> tuple[dict, list[str]]:
     return table, unpinned
 
 
-def write_table(target: Path, table: dict) -> None:
-    """Replace the artifact's table in `target` (or append it), atomically, and check the result."""
-    data: dict = {"artifact": []}
-    if target.exists():
-        try:
-            data = tomllib.loads(target.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ManifestError(f"{target}: invalid TOML: {exc}; fix it before pinning into it") from None
-    tables = [t for t in data.get("artifact", []) if t.get("name") != table["name"]]
-    data["artifact"] = [*tables, table]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{new_tag()}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            tomli_w.dump(data, out)
-        read_manifest(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def pin(name: str, write: Path | None = None) -> tuple[Path, list[str], list[str]]:
     """Pin `name`; return (manifest written, pinned paths, unpinned paths)."""
     from bertvault.registry import load_registry
@@ -70,6 +44,6 @@ def pin(name: str, write: Path | None = None) -> tuple[Path, list[str], list[str
                             f"run `bertvault pull {artifact.name}` first")
     table, unpinned = pinned_table(artifact, records)
     target = write or (entry.origin if not entry.builtin else paths.default_user_manifest())
-    write_table(target, table)
+    write_artifact(target, table, replace=True)
     pinned = [f["path"] for f in table["files"] if f["path"] not in unpinned]
     return target, pinned, unpinned

@@ -58,26 +58,32 @@ def files_from_urls(urls: list[str], hashes: list[str]) -> list[dict]:
     return list(files.values())
 
 
-def add_artifact(manifest: Path, table: dict) -> Artifact:
-    """Validate `table` as a new artifact and append it to `manifest` (written atomically)."""
+def write_artifact(manifest: Path, table: dict, *, replace: bool = False) -> Artifact:
+    """Append `table` to `manifest` (or replace the entry of that name), atomically: the file is
+    written beside the old one, the registry is checked as it will be, then it takes the old name."""
     data: dict = {"artifact": []}
     if manifest.exists():
         try:
             data = tomllib.loads(manifest.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
-            raise ManifestError(f"{manifest}: invalid TOML: {exc}; fix it before adding to it") from None
-    data.setdefault("artifact", [])
-    if any(t.get("name") == table["name"] for t in data["artifact"]):
+            raise ManifestError(f"{manifest}: invalid TOML: {exc}; fix it before writing to it") from None
+    tables = data.setdefault("artifact", [])
+    if not replace and any(t.get("name") == table["name"] for t in tables):
         raise ManifestError(f"{manifest} already declares {table['name']!r}; edit that entry instead")
-    data["artifact"].append({k: v for k, v in table.items() if v not in (None, [], "")})
+    data["artifact"] = [*(t for t in tables if t.get("name") != table["name"]),
+                        {k: v for k, v in table.items() if v not in (None, [], "")}]
 
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".user-", suffix=".toml.tmp", dir=manifest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{manifest.stem}-", suffix=".toml.tmp", dir=manifest.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             tomli_w.dump(data, out)
-        # Check the registry as it will be once tmp replaces the manifest, then publish by rename.
-        others = [f for f in manifest_files(paths.user_manifest_sources()) if f.resolve() != manifest.resolve()]
+        # A manifest the registry loads is checked with the other user manifests, as it will be
+        # read; a file written elsewhere (to publish) only with the built-ins.
+        target = manifest.resolve()
+        sources = [src.resolve() for src in paths.user_manifest_sources()]
+        loaded = any(target == src or target.is_relative_to(src) for src in sources)
+        others = [f for f in manifest_files(sources) if f.resolve() != target] if loaded else []
         validate_files([*others, Path(tmp)])
         entries = read_manifest(Path(tmp))
         os.replace(tmp, manifest)
@@ -85,6 +91,11 @@ def add_artifact(manifest: Path, table: dict) -> Artifact:
         Path(tmp).unlink(missing_ok=True)
         raise
     return next(e.artifact for e in entries if e.artifact.name == table["name"])
+
+
+def add_artifact(manifest: Path, table: dict) -> Artifact:
+    """`bertvault add`: a new entry; a name the manifest already declares is refused."""
+    return write_artifact(manifest, table)
 
 
 def parse_arch(spec: str) -> dict:
