@@ -358,6 +358,18 @@ def prepare(
 
 _DISTRIBUTED = "Distributed"
 
+# Options pretrain and finetune share, declared once.
+_Dropout = Annotated[float | None, typer.Option(help="Dropout [default: the checkpoint's].")]
+_Precision = Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [default: bf16 on GPU/TPU, fp32 on CPU].")]
+_Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda or tpu [default: auto].")]
+_Compile = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")]
+_ConfigFile = Annotated[Path | None, typer.Option(
+    help="TOML or YAML file with any of these settings (options given here win).")]
+_Nnodes = Annotated[int | None, typer.Option(help="Nodes in the job.", rich_help_panel=_DISTRIBUTED)]
+_NodeRank = Annotated[int | None, typer.Option(help="This node's rank.", rich_help_panel=_DISTRIBUTED)]
+_Rdzv = Annotated[str | None, typer.Option(
+    help="HOST:PORT of node 0, the same on every node.", rich_help_panel=_DISTRIBUTED)]
+
 
 def _train_display(total: int, label: str = "pretrain"):
     """A live progress bar on a terminal, one line per logging step otherwise (logs, pipes, CI)."""
@@ -407,11 +419,10 @@ def pretrain(
     optimizer: Annotated[str | None, typer.Option(help="adamw or lamb [default: adamw].")] = None,
     seq_len: Annotated[int | None, typer.Option(help="Tokens per sequence [default: 128].")] = None,
     max_predictions: Annotated[int | None, typer.Option(help="Masked positions per sequence [default: 20].")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout [default: the checkpoint's].")] = None,
-    precision: Annotated[str | None, typer.Option(
-        help="fp32, bf16 or fp16 [default: bf16 on GPU/TPU, fp32 on CPU].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or tpu [default: auto].")] = None,
-    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
+    dropout: _Dropout = None,
+    precision: _Precision = None,
+    device: _Device = None,
+    compile: _Compile = None,
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps (0: only at the end) [default: 1000].")] = None,
     keep: Annotated[int | None, typer.Option(help="Checkpoints to keep [default: 3].")] = None,
     eval_every: Annotated[int | None, typer.Option(
@@ -427,16 +438,14 @@ def pretrain(
     export: Annotated[list[str] | None, typer.Option(
         help="Also export the final model as: tf1 (google-research/bert checkpoint).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")] = False,
-    config_file: Annotated[Path | None, typer.Option(
-        help="TOML or YAML file with any of these settings (options given here win).")] = None,
+    config_file: _ConfigFile = None,
     nproc_per_node: Annotated[int | None, typer.Option(
         help="Processes per node (GPUs, or CPU ranks with gloo); >1 re-launches under torchrun. With "
              "--device tpu, >1 runs one process per local TPU core (torch_xla).",
         rich_help_panel=_DISTRIBUTED)] = None,
-    nnodes: Annotated[int | None, typer.Option(help="Nodes in the job.", rich_help_panel=_DISTRIBUTED)] = None,
-    node_rank: Annotated[int | None, typer.Option(help="This node's rank.", rich_help_panel=_DISTRIBUTED)] = None,
-    rdzv_endpoint: Annotated[str | None, typer.Option(
-        help="HOST:PORT of node 0, the same on every node.", rich_help_panel=_DISTRIBUTED)] = None,
+    nnodes: _Nnodes = None,
+    node_rank: _NodeRank = None,
+    rdzv_endpoint: _Rdzv = None,
 ) -> None:
     """Continue pretraining a BERT checkpoint (MLM + NSP) on your text, or pretrain one from scratch.
 
@@ -774,22 +783,20 @@ def finetune(
     batch_size: Annotated[int | None, typer.Option(help="Examples per device per step [default: 32].")] = None,
     metric: Annotated[str | None, typer.Option(
         help="Score that picks the best epoch: accuracy, f1, mcc, pearson, spearman [default: accuracy / pearson].")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout [default: the checkpoint's].")] = None,
+    dropout: _Dropout = None,
     lowercase: Annotated[bool | None, typer.Option(
         "--lowercase/--no-lowercase", help="Lower-case the text [default: as the checkpoint was trained].")] = None,
-    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [default: bf16 on GPU/TPU, fp32 on CPU].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or tpu [default: auto].")] = None,
-    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
+    precision: _Precision = None,
+    device: _Device = None,
+    compile: _Compile = None,
     seed: Annotated[int | None, typer.Option(help="Random seed [default: 42].")] = None,
-    config_file: Annotated[Path | None, typer.Option(
-        help="TOML or YAML file with any of these settings (options given here win).")] = None,
+    config_file: _ConfigFile = None,
     nproc_per_node: Annotated[int | None, typer.Option(
         help="Processes per node; >1 re-launches under torchrun (with --device tpu: one per local TPU core).",
         rich_help_panel=_DISTRIBUTED)] = None,
-    nnodes: Annotated[int | None, typer.Option(help="Nodes in the job.", rich_help_panel=_DISTRIBUTED)] = None,
-    node_rank: Annotated[int | None, typer.Option(help="This node's rank.", rich_help_panel=_DISTRIBUTED)] = None,
-    rdzv_endpoint: Annotated[str | None, typer.Option(
-        help="HOST:PORT of node 0, the same on every node.", rich_help_panel=_DISTRIBUTED)] = None,
+    nnodes: _Nnodes = None,
+    node_rank: _NodeRank = None,
+    rdzv_endpoint: _Rdzv = None,
 ) -> None:
     """Finetune a BERT checkpoint for sentence(-pair) classification or regression; keep the best epoch.
 
