@@ -8,11 +8,11 @@ details (conversion check, training settings). `bertvault info PATH` shows it.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import sys
 import tempfile
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,19 +26,22 @@ def record_path(output: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """sha256 of a file; remembered between runs (cache/digests.py), so an unchanged source is not re-read."""
+    from bertvault.cache import digests
+
+    return digests.sha256_of(path)
 
 
 HASH_LIMIT = 8 << 30  # sources larger than this (a whole corpus) are listed by size, not re-hashed
 
 
-def describe_source(source: str | Path, artifact: str | None = None, root: Path | None = None) -> dict:
+def describe_source(source: str | Path, artifact: str | None = None, root: Path | None = None, *,
+                    stop: threading.Event | None = None) -> dict:
     """A source as the record lists it: name or path, and the sha256 of each of its files.
-    `root` is where a registered name or URL was found locally (the cache view)."""
+    `root` is where a registered name or URL was found locally (the cache view). Setting `stop`
+    abandons the hashing (see `start_describe`)."""
+    from bertvault.cache import digests
+
     path = Path(root or source)
     entry: dict = {"source": str(source)}
     if artifact:
@@ -48,10 +51,47 @@ def describe_source(source: str | Path, artifact: str | None = None, root: Path 
     ) if path.is_dir() else []
     base = path.parent if path.is_file() else path
     if sum(f.stat().st_size for f in files) <= HASH_LIMIT:
-        entry["files"] = {str(f.relative_to(base)): file_sha256(f) for f in files}
+        entry["files"] = {str(f.relative_to(base)): digests.sha256_of(f, stop) for f in files}
     else:
         entry["sizes"] = {str(f.relative_to(base)): f.stat().st_size for f in files}
     return entry
+
+
+class Describing:
+    """`describe_source` running in a background thread: hashing reads the source while the caller
+    converts it (file reads and hashlib release the GIL)."""
+
+    def __init__(self, source: str | Path, artifact: str | None = None, root: Path | None = None):
+        self._stop = threading.Event()
+        self._value: dict | None = None
+        self._error: BaseException | None = None
+        # daemon: a command that fails and drops its record does not wait at exit for the hashing
+        self._thread = threading.Thread(target=self._run, args=(source, artifact, root),
+                                        name="provenance-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self, source: str | Path, artifact: str | None, root: Path | None) -> None:
+        try:
+            self._value = describe_source(source, artifact, root, stop=self._stop)
+        except BaseException as exc:  # handed to whoever asks for the result, in its thread
+            self._error = exc
+
+    def result(self) -> dict:
+        """What `describe_source` returns (or raises)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+    def cancel(self) -> None:
+        """The result is not wanted: stop reading soon."""
+        self._stop.set()
+
+
+def start_describe(source: str | Path, artifact: str | None = None, root: Path | None = None) -> Describing:
+    """Start `describe_source(source, artifact, root)` in the background; `.result()` gives its dict."""
+    return Describing(source, artifact, root)
 
 
 def describe(source: str | None) -> dict:

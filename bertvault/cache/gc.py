@@ -62,6 +62,7 @@ class GcReport:
     quarantined: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     bytes_freed: int = 0
+    digests_forgotten: int = 0  # remembered sha256 of local files that no longer exist
 
 
 BLOB_GRACE_SECONDS = 120  # a blob this young may belong to a pull that has not recorded it yet
@@ -69,7 +70,7 @@ BLOB_GRACE_SECONDS = 120  # a blob this young may belong to a pull that has not 
 
 def gc(*, partial_age_days: float = 7.0, dry_run: bool = False) -> GcReport:
     """Drop orphan blobs, partial downloads untouched for `partial_age_days` (and not in use),
-    quarantined files, and staging folders of dead processes."""
+    quarantined files, staging folders of dead processes, and remembered digests of deleted files."""
     from bertvault.fetch.partial import stale
 
     report = GcReport()
@@ -92,4 +93,8 @@ def gc(*, partial_age_days: float = 7.0, dry_run: bool = False) -> GcReport:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    if not dry_run:
+        from bertvault.cache import digests
+
+        report.digests_forgotten = digests.forget_missing()
     return report

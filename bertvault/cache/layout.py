@@ -6,6 +6,7 @@
     partial/<key>[@host@pid@tag]/   in-progress downloads (data + journal); a suffix names the owner
     quarantine/<name>/              downloads that failed verification, kept for inspection
     locks/                          advisory locks (they only save work; correctness never rests on them)
+    digests.sqlite                  remembered sha256 of local files, keyed by path and stat (cache/digests.py)
 
 Views are swapped in whole: a new view is staged in artifacts/.stage-* and exchanged atomically.
 """
@@ -52,6 +53,10 @@ def locks_dir() -> Path:
 
 def quarantine_dir() -> Path:
     return paths.home() / "quarantine"
+
+
+def digests_path() -> Path:
+    return paths.home() / "digests.sqlite"
 
 
 def read_meta(name: str) -> dict | None:

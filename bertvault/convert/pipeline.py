@@ -107,7 +107,12 @@ def convert(source: str | Path, to: str, *, out: Path | None = None, dtype: str 
     target_dtype(dtype)
     started = time.perf_counter()
     canonical = load_canonical(source, from_format=from_format, config=config, vocab=vocab)
+    from bertvault import provenance
+
+    describing: provenance.Describing | None = None
     try:
+        # the record's source hashes are read while the conversion runs, not after it
+        describing = provenance.start_describe(source, canonical.artifact, _source_root(source, canonical))
         out = Path(out) if out is not None else default_output(source, canonical, to)
         if out.suffix in WEIGHT_SUFFIXES and out.suffix not in spec.file_suffixes:
             what = f"a {to} file ends in {' or '.join(spec.file_suffixes)}" if spec.file_suffixes else \
@@ -128,23 +133,31 @@ def convert(source: str | Path, to: str, *, out: Path | None = None, dtype: str 
             canonical, out, to, dtype=dtype, force=force, drop_heads=drop_heads,
             max_shard_size=max_shard_size, check=run_check if check else None,
         )
+    except BaseException:
+        if describing is not None:
+            describing.cancel()
+        raise
     finally:
         canonical.close()
     result = ConvertResult(out, canonical.format, to, count, size, dict(canonical.report.dropped),
                            canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))
-    _record(result, source, canonical, dtype)
+    _record(result, describing.result(), dtype)
     return result
 
 
-def _record(result: ConvertResult, source: str | Path, canonical: Canonical, dtype: str) -> None:
+def _source_root(source: str | Path, canonical: Canonical) -> Path:
+    """What the record hashes: the file, TF prefix's folder or folder the reader took."""
+    read = canonical.source if canonical.source is not None else Path(source)
+    return read if read.exists() else read.parent  # a TF prefix names no file itself
+
+
+def _record(result: ConvertResult, described: dict, dtype: str) -> None:
     """The provenance record beside the output: the source's files and hashes, and the check."""
     from bertvault import provenance
 
-    read = canonical.source if canonical.source is not None else Path(source)
-    root = read if read.exists() else read.parent  # a TF prefix names no file itself
     check = result.check
     provenance.write_record(
-        result.out, "convert", sources=[provenance.describe_source(source, canonical.artifact, root)],
+        result.out, "convert", sources=[described],
         from_format=result.source_format, to=result.target_format, dtype=dtype,
         dropped=result.dropped, heads=result.heads,
         check=None if check is None else {"max_abs_diff": check.max_diff, "diffs": check.diffs, "bounds": check.bound,

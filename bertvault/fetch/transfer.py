@@ -22,9 +22,11 @@ from bertvault.fetch.options import PullOptions
 from bertvault.fetch.ranges import RangeSet, chunks
 from bertvault.fetch.remote import Remote, Retryable, Unavailable
 from bertvault.fetch.retry import Budget, GiveUp, Stop
-from bertvault.fetch.space import DISK_FULL, disk_full, fdatasync
+from bertvault.fetch.space import DISK_FULL, disk_full, fdatasync, start_writeback
 from bertvault.fetch.task import Task
 from bertvault.fetch.transports import Body, Transport
+
+MIN_SPLIT = 2 << 20  # a piece in flight is split only if each half keeps at least this much
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +35,58 @@ class Interrupted(Exception):
     """The pull was stopped (Ctrl-C)."""
 
 
-class _Chunks:
-    """The ranges still to fetch, lowest first so that the hashed prefix keeps growing."""
+class Piece:
+    """One ranged request's bytes [cursor, end): the connection advances `cursor`; another idle
+    connection may lower `end` to take the second half (see _Chunks.take)."""
 
-    def __init__(self, pieces: list[tuple[int, int]]) -> None:
+    __slots__ = ("cursor", "end", "requested_end")
+
+    def __init__(self, start: int, end: int | None) -> None:
+        self.cursor, self.end, self.requested_end = start, end, end
+
+
+class _Chunks:
+    """The ranges still to fetch, lowest first so that the hashed prefix keeps growing.
+
+    When none are left, an idle connection splits the busiest piece in flight and takes its upper
+    half (as aria2 does), so that the last seconds of a download still use every connection instead
+    of waiting on the one that drew the last chunk. The split point stays at least one socket read
+    ahead of the owner's cursor: the owner never writes past its new end, so no byte is written twice.
+    """
+
+    def __init__(self, pieces: list[tuple[int, int]], *, margin: int, min_split: int) -> None:
         self._pieces = collections.deque(pieces)
+        self._active: set[Piece] = set()
         self._lock = threading.Lock()
+        self._margin, self._min_split = margin, min_split
 
     def __len__(self) -> int:
         return len(self._pieces)
 
-    def take(self) -> tuple[int, int] | None:
+    def take(self) -> Piece | None:
         with self._lock:
-            return self._pieces.popleft() if self._pieces else None
+            if self._pieces:
+                piece = Piece(*self._pieces.popleft())
+            else:
+                busiest = max(self._active, key=lambda p: p.end - p.cursor, default=None)
+                if busiest is None:
+                    return None
+                split = max(busiest.cursor + self._margin, (busiest.cursor + busiest.end) // 2)
+                if busiest.end - split < self._min_split:
+                    return None
+                piece, busiest.end = Piece(split, busiest.end), split
+            self._active.add(piece)
+            return piece
 
-    def give_back(self, start: int, end: int) -> None:
-        if end > start:
-            with self._lock:
-                self._pieces.appendleft((start, end))
+    def done(self, piece: Piece) -> None:
+        with self._lock:
+            self._active.discard(piece)
+
+    def give_back(self, piece: Piece) -> None:
+        with self._lock:
+            self._active.discard(piece)
+            if piece.end > piece.cursor:
+                self._pieces.appendleft((piece.cursor, piece.end))
 
 
 class Transfer:
@@ -73,8 +109,13 @@ class Transfer:
         if not remote.ranges or remote.size is None:
             workers = [threading.Thread(target=self._stream, args=(progress,), daemon=True)]
         else:
-            queue = _Chunks(chunks(done.missing(remote.size), self.options.chunk_for(remote.size)))
-            count = min(self.options.connections if self.transport.parallel else 1, len(queue))
+            missing = done.missing(remote.size)
+            min_split = max(2 * self.options.buffer_size, MIN_SPLIT)
+            queue = _Chunks(chunks(missing, self.options.chunk_for(remote.size)),
+                            margin=self.options.buffer_size, min_split=min_split)
+            # More connections than pieces are worth it when they can split pieces in flight.
+            splittable = sum(end - start for start, end in missing) // min_split
+            count = min(self.options.connections if self.transport.parallel else 1, max(len(queue), splittable))
             workers = [threading.Thread(target=self._worker, args=(queue, progress), daemon=True) for _ in range(count)]
             committer.start()
         for thread in [*followers, *workers]:
@@ -141,18 +182,19 @@ class Transfer:
         budget = Budget(self.options, self.remote.url)
         try:
             while not self._stopped() and (piece := queue.take()) is not None:
-                start, end = piece
-                cursor = [start]
+                start = piece.cursor
                 try:
-                    self._copy(session, cursor, end, buffer, progress)
+                    self._copy(session, piece, buffer, progress)
+                    queue.done(piece)
                 except Retryable as exc:
-                    queue.give_back(cursor[0], end)
+                    queue.give_back(piece)
                     if self._stopped():
                         return
-                    if cursor[0] > start:
+                    if piece.cursor > start:
                         budget.progressed()
                     wait = budget.wait_after(exc)
-                    log.info("%s: %s; retrying bytes %d-%d in %.1f s", self.task.label, exc, cursor[0], end - 1, wait)
+                    log.info("%s: %s; retrying bytes %d-%d in %.1f s", self.task.label, exc, piece.cursor, piece.end - 1,
+                             wait)
                     if wait >= 1:
                         self.event(f"{self.task.label}: {exc}; retrying in {wait:.1f} s")
                     if self._ended.wait(wait):
@@ -166,40 +208,39 @@ class Transfer:
     def _stream(self, progress: Progress) -> None:
         """The whole file in one request, for servers without ranges or a known size."""
         try:
-            self._copy(self.transport.session(), [0], None, memoryview(bytearray(self.options.buffer_size)), progress)
+            self._copy(self.transport.session(), Piece(0, None), memoryview(bytearray(self.options.buffer_size)), progress)
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits on us
             if not self.stop.is_set():
                 self._fail(exc)
 
-    def _copy(self, session: object, cursor: list[int], end: int | None, buffer: memoryview,
-              progress: Progress) -> None:
-        """Read [cursor, end) into the file at its offset, advancing cursor[0] as bytes land."""
-        body = self.transport.open(self.remote, session, cursor[0], end)
+    def _copy(self, session: object, piece: Piece, buffer: memoryview, progress: Progress) -> None:
+        """Read [piece.cursor, piece.end) into the file at its offset, advancing the cursor as bytes
+        land. The end is read afresh for every read: another connection may have taken the rest."""
+        body = self.transport.open(self.remote, session, piece.cursor, piece.requested_end)
         with self._lock:
             self._bodies.add(body)
-        complete = False
         try:
-            while end is None or cursor[0] < end:
+            while piece.end is None or piece.cursor < piece.end:
                 if self._stopped():
                     return
-                want = buffer if end is None else buffer[: min(len(buffer), end - cursor[0])]
+                want = buffer if piece.end is None else buffer[: min(len(buffer), piece.end - piece.cursor)]
                 n = body.readinto(want)
                 if n <= 0:
                     break
-                self._write(want[:n], cursor[0])
-                progress.add(cursor[0], cursor[0] + n)
-                cursor[0] += n
+                self._write(want[:n], piece.cursor)
+                progress.add(piece.cursor, piece.cursor + n)
+                piece.cursor += n
                 self.task.add(n)
             size = self.remote.size
-            if end is not None and cursor[0] < end:
-                raise Retryable(f"connection closed early, {end - cursor[0]} bytes short of byte {end}")
-            if end is None and size is not None and cursor[0] != size:
-                raise Retryable(f"body ended after {cursor[0]} of {size} bytes")
-            complete = True
+            if piece.end is not None and piece.cursor < piece.end:
+                raise Retryable(f"connection closed early, {piece.end - piece.cursor} bytes short of byte {piece.end}")
+            if piece.end is None and size is not None and piece.cursor != size:
+                raise Retryable(f"body ended after {piece.cursor} of {size} bytes")
         finally:
             with self._lock:
                 self._bodies.discard(body)
-            body.close(reuse=complete)
+            # A connection is reused only with its response read to the end (not cut short by a split).
+            body.close(reuse=piece.cursor == piece.requested_end)
 
     def _write(self, data: memoryview, offset: int) -> None:
         try:
@@ -220,6 +261,8 @@ class Transfer:
         while not self._ended.wait(self.options.commit_interval):
             tick += 1
             try:
+                if self.options.fsync:
+                    start_writeback(self.fd)
                 self._commit(progress, synced=self.options.fsync and tick % every == 0)
             except OSError as exc:  # a full disk can stop the journal too; the connections report it
                 log.warning("%s: could not update the journal: %s", self.task.label, exc)

@@ -18,6 +18,7 @@ from bertvault.fetch.partial import Partial
 from bertvault.fetch.ranges import RangeSet, chunks
 from bertvault.fetch.remote import Remote, Retryable
 from bertvault.fetch.retry import Budget, GiveUp
+from bertvault.fetch.transfer import _Chunks
 
 DATA = b"The quick brown fox jumps over the lazy dog"
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -128,3 +129,21 @@ def test_sizes_and_option_checks() -> None:
     assert PullOptions(connections=0, chunk_size=100).problems() == [
         "--connections must be between 1 and 64", "--chunk-size must be at least 4K"]
     assert PullOptions().chunk_for(1 << 30) == 16 << 20 and PullOptions().chunk_for(1 << 20) == 8 << 20
+
+
+def test_an_idle_connection_takes_the_upper_half_of_the_busiest_piece() -> None:
+    queue = _Chunks([(0, 100), (100, 140)], margin=10, min_split=8)
+    first, second = queue.take(), queue.take()
+    assert (first.cursor, first.end, second.cursor, second.end) == (0, 100, 100, 140)
+    first.cursor = 20  # 80 bytes left on the first connection, 40 on the second
+    stolen = queue.take()
+    assert (stolen.cursor, stolen.end) == (60, 100) and first.end == 60 and first.requested_end == 100
+    first.cursor = 55  # the split point stays at least `margin` ahead of the owner's cursor
+    later = queue.take()
+    assert (later.cursor, later.end) == (120, 140) and second.end == 120
+    queue.done(second), queue.done(later)
+    stolen.cursor = 90
+    assert queue.take() is None  # 5 bytes left on the first piece, 10 on the stolen: too few to split
+    queue.give_back(first)  # a failed connection hands back only what it did not write
+    retried = queue.take()
+    assert (retried.cursor, retried.end) == (55, 60)

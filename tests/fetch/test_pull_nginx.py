@@ -51,6 +51,23 @@ def test_parallel_ranges_land_verified_in_the_view(cli, nginx, manifest, home) -
     assert nginx.bytes_sent("/a.bin") == len(data)
 
 
+def test_idle_connections_split_the_last_range_in_flight(cli, nginx, manifest, home) -> None:
+    size = 6 << 20
+    data = random_bytes(size, seed=11)
+    nginx.put("tail.bin", data)
+    manifest.add("tail", {"path": "tail.bin", "urls": [nginx.url("tail.bin", slow=True)]})
+    # One 6 MiB range for three connections: without splitting, one connection would fetch it all
+    # at 1 MiB/s while the other two sat idle.
+    result = cli("pull", "tail", "--connections", "3", "--chunk-size", "6M", "--progress", "none")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert (home / "artifacts" / "tail" / "tail.bin").read_bytes() == data
+    ranges = sorted(int(line.range.split("=")[1].split("-")[0])
+                    for line in nginx.log() if line.path == "/slow/tail.bin" and line.method == "GET")
+    assert len(ranges) >= 2 and ranges[0] == 0 and ranges[1] >= 1 << 20
+    # the first request was cut short where the split fell: little beyond the file itself was sent
+    assert nginx.bytes_sent("/slow/tail.bin") < size + (2 << 20)
+
+
 def test_crash_with_sigkill_then_resume_fetches_only_the_rest(nginx, manifest, home) -> None:
     size = 8 << 20
     data = random_bytes(size, seed=7)
