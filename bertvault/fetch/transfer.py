@@ -56,7 +56,7 @@ class _Chunks:
 
     def __init__(self, pieces: list[tuple[int, int]], *, margin: int, min_split: int) -> None:
         self._pieces = collections.deque(pieces)
-        self._active: set[Piece] = set()
+        self._active: dict[Piece, None] = {}  # in the order taken: ties go to the earliest piece
         self._lock = threading.Lock()
         self._margin, self._min_split = margin, min_split
 
@@ -75,16 +75,16 @@ class _Chunks:
                 if busiest.end - split < self._min_split:
                     return None
                 piece, busiest.end = Piece(split, busiest.end), split
-            self._active.add(piece)
+            self._active[piece] = None
             return piece
 
     def done(self, piece: Piece) -> None:
         with self._lock:
-            self._active.discard(piece)
+            self._active.pop(piece, None)
 
     def give_back(self, piece: Piece) -> None:
         with self._lock:
-            self._active.discard(piece)
+            self._active.pop(piece, None)
             if piece.end > piece.cursor:
                 self._pieces.appendleft((piece.cursor, piece.end))
 

@@ -138,12 +138,15 @@ def test_an_idle_connection_takes_the_upper_half_of_the_busiest_piece() -> None:
     first.cursor = 20  # 80 bytes left on the first connection, 40 on the second
     stolen = queue.take()
     assert (stolen.cursor, stolen.end) == (60, 100) and first.end == 60 and first.requested_end == 100
-    first.cursor = 55  # the split point stays at least `margin` ahead of the owner's cursor
+    first.cursor, stolen.cursor = 55, 70  # 5 left on the first, 30 on the stolen half, 40 on the second
     later = queue.take()
     assert (later.cursor, later.end) == (120, 140) and second.end == 120
     queue.done(second), queue.done(later)
     stolen.cursor = 90
     assert queue.take() is None  # 5 bytes left on the first piece, 10 on the stolen: too few to split
+    fresh = _Chunks([(0, 100), (100, 200)], margin=10, min_split=8)
+    a, b = fresh.take(), fresh.take()
+    assert (fresh.take().cursor, a.end, b.end) == (50, 50, 200)  # a tie goes to the piece taken first
     queue.give_back(first)  # a failed connection hands back only what it did not write
     retried = queue.take()
     assert (retried.cursor, retried.end) == (55, 60)
