@@ -27,7 +27,7 @@ from bertvault.convert.tensors import LazyTensor, bfloat16
 from bertvault.errors import ConversionError
 from bertvault.formats import sidecars
 from bertvault.formats.base import TensorSource, WriteJob, placed
-from bertvault.formats.rawio import MappedFile, pwrite_all, write_placed
+from bertvault.formats.rawio import MappedFile, preallocate, pwrite_all, write_placed
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -141,7 +141,7 @@ def write_file(path: Path, tensors: list[tuple[str, LazyTensor]], metadata: dict
         at += tensor.nbytes
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
-        os.ftruncate(fd, at)
+        preallocate(fd, at, path)
         pwrite_all(fd, struct.pack("<Q", len(blob)) + blob, 0)
         write_placed(fd, jobs)
     finally:

@@ -35,7 +35,7 @@ import numpy as np
 from bertvault.convert.tensors import LazyTensor, bfloat16
 from bertvault.errors import ConversionError
 from bertvault.formats.base import placed
-from bertvault.formats.rawio import MappedFile, crc32, pwrite_all, write_placed
+from bertvault.formats.rawio import MappedFile, crc32, preallocate, pwrite_all, write_placed
 
 ALIGNMENT = 64
 ARCHIVE = "archive"
@@ -313,7 +313,7 @@ def save(path: Path, tensors: list[tuple[str, LazyTensor]]) -> None:
     contents = {**small, **tail}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
-        os.ftruncate(fd, directory_at)
+        preallocate(fd, directory_at, path)
         stored = records[len(small):len(small) + len(tensors)]
         jobs = [placed(r.data, name, tensor) for r, (name, tensor) in zip(stored, tensors)]
         for record, crc in zip(stored, write_placed(fd, jobs, want_crc=True)):

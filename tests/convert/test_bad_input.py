@@ -7,8 +7,10 @@ import os
 import pickle
 import re
 import shutil
+import subprocess
 
 import numpy as np
+import pytest
 from tiny_bert import listing
 from typer.testing import CliRunner
 
@@ -129,3 +131,19 @@ def test_interrupted_conversion_leaves_nothing(sources, tmp_path, monkeypatch):
     result = runner.invoke(app, ["convert", str(sources("hf")), "--to", "safetensors", "--out", str(tmp_path / "o")])
     assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
     assert listing(tmp_path) == before
+
+
+def test_a_full_disk_is_one_clear_error_before_any_work(sources, tmp_path):
+    """The output's blocks are reserved first: on a disk too small for it, nothing is written."""
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up ({mounted.stderr.strip()}); needs root")
+    try:
+        for to, out in (("safetensors", disk / "model.safetensors"), ("pt", disk / "model.bin")):
+            result = _run([sources("hf"), "--to", to, "--out", out])
+            assert result.exit_code == 5 and re.search(r"not enough space for .*bytes needed, \d+ free", result.stderr)
+            assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
