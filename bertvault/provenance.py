@@ -25,13 +25,6 @@ def record_path(output: Path) -> Path:
     return output / RECORD if output.is_dir() else output.with_name(output.name + ".provenance.json")
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file; remembered between runs (cache/digests.py), so an unchanged source is not re-read."""
-    from bertvault.cache import digests
-
-    return digests.sha256_of(path)
-
-
 HASH_LIMIT = 8 << 30  # sources larger than this (a whole corpus) are listed by size, not re-hashed
 
 
@@ -73,7 +66,7 @@ class Describing:
     def _run(self, source: str | Path, artifact: str | None, root: Path | None) -> None:
         try:
             self._value = describe_source(source, artifact, root, stop=self._stop)
-        except BaseException as exc:  # handed to whoever asks for the result, in its thread
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result, in its thread
             self._error = exc
 
     def result(self) -> dict:

@@ -13,7 +13,6 @@ busy timeout), and a lost write only costs a later re-hash.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -27,7 +26,6 @@ from bertvault.cache import layout
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 BUSY_TIMEOUT_S = 5.0
 # Coarse filesystem clocks (FAT: 2 s, ext3: 1 s, kernel ticks elsewhere) let a write right after our
 # final stat keep the same timestamps; a file touched this recently is hashed but not remembered.
@@ -37,10 +35,6 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS digests (
     path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)"""
 _ERRORS = (sqlite3.Error, OSError, OverflowError)  # OverflowError: an inode number beyond sqlite's int64
-
-
-class Stopped(Exception):
-    """Hashing was cancelled (its result is no longer wanted); never reaches a user."""
 
 
 def _key(path: Path) -> str:
@@ -140,22 +134,14 @@ def view_digest(path: Path, stat: os.stat_result | None = None) -> str | None:
         return None
 
 
-def hash_file(path: Path, stop: threading.Event | None = None) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK):
-            if stop is not None and stop.is_set():
-                raise Stopped(str(path))
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def sha256_of(path: Path, stop: threading.Event | None = None) -> str:
     """sha256 of a file: from its blob name, from the cache, or read (and remembered)."""
     before = os.stat(path)  # before opening: a file replaced meanwhile then fails the stat comparison
     known = view_digest(path, before) or lookup(path, before)
     if known is not None:
         return known
-    digest = hash_file(path, stop)
+    from bertvault.fetch.hashing import hash_file
+
+    digest = hash_file(path, {"sha256"}, stop=stop)["sha256"]
     remember(path, digest, before)
     return digest

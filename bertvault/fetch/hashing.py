@@ -89,15 +89,23 @@ class Follower(threading.Thread):
         return self.hasher.hexdigest()
 
 
-def hash_file(path: os.PathLike, algos: set[str], block: int = 8 << 20) -> dict[str, str]:
+class Stopped(Exception):
+    """hash_file was asked to stop (its result is no longer wanted)."""
+
+
+def hash_file(path: os.PathLike, algos: set[str], block: int = 8 << 20,
+              stop: threading.Event | None = None) -> dict[str, str]:
     """Hash a whole file with each algorithm, reading it once. With several algorithms each block
-    is hashed by one thread per algorithm at the same time (hashlib releases the GIL)."""
+    is hashed by one thread per algorithm at the same time (hashlib releases the GIL). Setting
+    `stop` (from another thread) ends the reading with Stopped."""
     hashers = {algo: HASHERS[algo]() for algo in algos}
     buffer = memoryview(bytearray(block))
     with open(path, "rb", buffering=0) as f:
         if len(hashers) == 1:
             (hasher,) = hashers.values()
             while n := f.readinto(buffer):
+                if stop is not None and stop.is_set():
+                    raise Stopped(str(path))
                 hasher.update(buffer[:n])
         else:
             from concurrent.futures import ThreadPoolExecutor
