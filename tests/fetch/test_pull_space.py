@@ -65,3 +65,27 @@ def test_disk_full_mid_download_keeps_the_bytes_and_installs_nothing(cli, faulty
     assert again.exit_code == 0, again.stderr
     assert (cache / "artifacts" / "diskfull" / "f.bin").read_bytes() == data
     assert json.loads(again.stdout)["complete"] is True
+
+
+def test_early_writeback_is_best_effort(tmp_path) -> None:
+    """Starting writeback never fails a pull: on a file it is queued (the dirty bytes go on to the
+    disk), and where the call cannot apply (a pipe, a closed descriptor) it is ignored."""
+    import os
+
+    from bertvault.fetch.space import fdatasync, start_writeback
+
+    path = tmp_path / "data"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        os.pwrite(fd, random_bytes(1 << 20), 0)
+        start_writeback(fd)
+        fdatasync(fd)
+        assert os.pread(fd, 16, 0) == random_bytes(1 << 20)[:16]
+    finally:
+        os.close(fd)
+    start_writeback(fd)  # closed: EBADF, ignored
+    read_end, write_end = os.pipe()
+    try:
+        start_writeback(write_end)  # ESPIPE, ignored
+    finally:
+        os.close(read_end), os.close(write_end)
