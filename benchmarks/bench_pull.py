@@ -34,60 +34,21 @@ from pathlib import Path
 
 from _common import as_installed
 
-NGINX_CONF = """
-user root;
-worker_processes 2;
-daemon off;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 512; }}
-http {{
-    log_format bench '$request_method $uri $status $body_bytes_sent';
-    access_log {dir}/access.log bench;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    sendfile on;
-    keepalive_requests 100000;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location /slow/ {{ alias {root}/; limit_rate {rate}; }}
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from servers import Nginx  # noqa: E402 - the tests' own nginx, two workers here
 
 
 class Bench:
     def __init__(self, scratch: Path, size: int, rate: str) -> None:
         self.scratch, self.size = scratch, size
-        self.www = scratch / "www"
-        self.nginx_dir = scratch / "nginx"
-        self.www.mkdir(parents=True)
-        self.nginx_dir.mkdir()
-        self.file = self.www / "big.bin"
+        self.nginx = Nginx(scratch, rate, workers=2)
+        self.file = self.nginx.root / "big.bin"
         with open(self.file, "wb") as f:
             left = size
             while left:
                 block = os.urandom(min(left, 64 << 20))
                 f.write(block)
                 left -= len(block)
-        self.port = free_port()
-        conf = self.nginx_dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=self.nginx_dir, root=self.www, port=self.port, rate=rate))
-        self.nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(self.nginx_dir / "error.log")])
-        time.sleep(0.5)
         self.manifest = scratch / "bench.toml"
         self.manifest.write_text(
             '[[artifact]]\nname = "bench-fast"\nkind = "dataset"\nformat = "text"\n'
@@ -99,7 +60,7 @@ class Bench:
         self.bertvault = [sys.executable, "-m", "bertvault"]
 
     def url(self, slow: bool = False) -> str:
-        return f"http://127.0.0.1:{self.port}/{'slow/' if slow else ''}big.bin"
+        return self.nginx.url("big.bin", slow)
 
     def clean(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
@@ -124,12 +85,10 @@ class Bench:
                            "--download-result=hide", self.url(slow=True)])
 
     def nginx_bytes(self) -> int:
-        return sum(int(line.split()[3]) for line in (self.nginx_dir / "access.log").read_text().splitlines()
-                   if line.startswith("GET"))
+        return self.nginx.bytes_sent("big.bin")
 
     def close(self) -> None:
-        self.nginx.send_signal(signal.SIGTERM)
-        self.nginx.wait()
+        self.nginx.close()
 
 
 def median(values: list[float]) -> float:

@@ -54,7 +54,7 @@ def stop(process: subprocess.Popen) -> None:
 
 NGINX_CONF = """
 user root;
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 error_log {dir}/error.log warn;
 pid {dir}/nginx.pid;
@@ -69,7 +69,7 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     sendfile on;
-    keepalive_requests 10000;
+    keepalive_requests 100000;
     default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{port};
@@ -96,14 +96,17 @@ _LOG = re.compile(r'(\S+) (\S+) (\d+) (\d+) "([^"]*)" "([^"]*)" "([^"]*)" (\d+)'
 
 
 class Nginx:
-    def __init__(self, base: Path, rate: str = "1m") -> None:
+    """nginx on loopback serving `root` (ranges, ETag, If-Range) and `root` again under /slow/ with
+    `limit_rate`; the tests use one worker, benchmarks/bench_pull.py two."""
+
+    def __init__(self, base: Path, rate: str = "1m", workers: int = 1) -> None:
         self.dir = base / "nginx"
         self.root = base / "www"
         self.dir.mkdir(parents=True)
         self.root.mkdir(parents=True)
         self.port = free_port()
         conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=self.dir, root=self.root, port=self.port, rate=rate))
+        conf.write_text(NGINX_CONF.format(dir=self.dir, root=self.root, port=self.port, rate=rate, workers=workers))
         self.process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf),
                                          "-e", str(self.dir / "error.log")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
