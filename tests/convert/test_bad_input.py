@@ -55,10 +55,26 @@ def test_truncated_and_corrupt_files(sources, tmp_path):
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     _refused(tmp_path, [weights, "--to", "pt"], r"not a readable safetensors file")
-    junk = tmp_path / "junk" / "pytorch_model.bin"
-    junk.parent.mkdir()
-    junk.write_bytes(os.urandom(4096))
-    _refused(tmp_path, [junk, "--to", "safetensors"], r"truncated or not a PyTorch checkpoint|not a readable")
+
+
+def test_random_bytes_as_pytorch_file(tmp_path):
+    # torch's weights-only unpickler fails on noise in many ways (UnpicklingError, IndexError, KeyError,
+    # UnicodeDecodeError...); each must become a domain error. 300 seeds meet them all.
+    from bertvault.errors import ConversionError, UnsafeInput
+    from bertvault.formats.pt import load_pickle
+
+    rng = np.random.default_rng(0)
+    for seed in range(300):
+        junk = tmp_path / f"junk{seed}.bin"
+        junk.write_bytes(rng.bytes(4096))
+        if seed < 5:  # the whole command, as a user meets it
+            folder = tmp_path / f"cli{seed}"
+            folder.mkdir()
+            junk = junk.rename(folder / "pytorch_model.bin")
+            _refused(folder, [junk, "--to", "safetensors"], r"truncated or not a PyTorch checkpoint|not a readable")
+        else:
+            with pytest.raises((ConversionError, UnsafeInput)):
+                load_pickle(junk)
 
 
 def test_unknown_key(sources, tmp_path, tiny):
