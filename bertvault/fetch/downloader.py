@@ -19,7 +19,7 @@ from bertvault.fetch.partial import Partial
 from bertvault.fetch.ranges import RangeSet
 from bertvault.fetch.remote import Remote, Reprobe, Retryable, Unavailable
 from bertvault.fetch.retry import Budget, GiveUp, Stop
-from bertvault.fetch.space import DISK_FULL, disk_full, ensure_free, fdatasync, preallocate
+from bertvault.fetch.space import DISK_FULL, disk_full, ensure_free, fdatasync, open_direct, preallocate
 from bertvault.fetch.task import Task
 from bertvault.fetch.transfer import Interrupted, Transfer
 from bertvault.fetch.transports import Transport
@@ -110,18 +110,20 @@ class Download:
         journal = journals.Journal(self.partial.journal)
         done = self._resume_point(remote, journal)
         fd = os.open(self.partial.data, os.O_RDWR | os.O_CREAT, 0o644)
+        direct_fd = None
         try:
             if not done.total():
                 os.ftruncate(fd, 0)
             elif self.options.fsync:
                 fdatasync(fd)  # what the last run wrote is now synced, whatever the journal said
             self._preallocate(fd, remote.size)
+            direct_fd = open_direct(self.partial.data) if self.options.direct_io else None
             journal.start(remote, done, synced=self.options.fsync)
             if done.total():
                 self.event(f"{self.task.label}: resuming, {done.total()} of {remote.size} bytes already here")
             self.task.begin(remote.url, remote.size, done.total())
             transfer = Transfer(self.transport, remote, fd, self.partial.dir, journal, self.options, self.task,
-                                self.stop, self.event)
+                                self.stop, self.event, direct_fd)
             hashes, size = transfer.run(done, self.algos)
             return Fetched(remote, hashes, size, self.task.fetched)
         except OSError as exc:
@@ -131,6 +133,8 @@ class Download:
         finally:
             journal.close()
             os.close(fd)
+            if direct_fd is not None:
+                os.close(direct_fd)
 
     def _preallocate(self, fd: int, size: int | None) -> None:
         if not size:

@@ -1,32 +1,49 @@
-"""Hashing while downloading: one thread per algorithm follows the contiguous prefix of the partial
-file as the connections fill it, reading the fresh bytes back from the page cache (they were just
-written, so this costs a memory copy, not a disk read). hashlib releases the GIL on large buffers,
-so hashing runs on another core while the connections receive.
+"""Hashing while downloading, in file order, without reading the file back where possible.
+
+Connections hand each buffer they have written to the hasher (Progress.add). Bytes at the hashed
+prefix are hashed from that buffer; bytes that arrived ahead of it wait in their buffer (a bounded
+pool, see buffers.py). Only bytes written without a lent buffer are read back from the file: with
+direct I/O from the disk, otherwise from the page cache where they were just written. hashlib
+releases the GIL on large buffers, so hashing runs on another core while the connections receive.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+from bertvault.fetch.buffers import align_down, align_up, aligned
 from bertvault.fetch.digests import HASHERS
 from bertvault.fetch.ranges import RangeSet
 
 
 class Progress:
-    """Ranges written so far, with a condition the hashers wait on."""
+    """Ranges written so far, the buffers still holding some of them, and a condition to wait on."""
 
     def __init__(self, done: RangeSet) -> None:
         self.written = done
+        self.held: dict[int, tuple[memoryview, Callable[[], None]]] = {}  # offset → (bytes, release their buffer)
         self.cond = threading.Condition()
         self.finished = False   # every byte is written (size may then be known only now)
         self.aborted = False
         self.size: int | None = None
 
-    def add(self, start: int, end: int) -> None:
+    def add(self, start: int, end: int, held: memoryview | None = None,
+            give_back: Callable[[memoryview], None] | None = None) -> None:
+        """[start, end) is written; `held` (if given) holds those bytes until the hasher gives it back."""
         with self.cond:
             self.written.add(start, end)
+            if held is not None and give_back is not None:
+                # the whole buffer goes back, not the slice holding these bytes
+                self.held[start] = (held[: end - start], lambda: give_back(held))
             self.cond.notify_all()
+
+    def behind(self, cursor: int) -> bool:
+        """True when every byte before `cursor` is written: the hasher waits for this connection."""
+        with self.cond:
+            return self.written.prefix() >= cursor
 
     def finish(self, size: int) -> None:
         with self.cond:
@@ -42,51 +59,92 @@ class Progress:
         with self.cond:
             return self.written.copy()
 
-    def wait_beyond(self, pos: int) -> int | None:
-        """The end of the contiguous prefix once it passes `pos`; None when aborted or at the end."""
-        with self.cond:
-            while True:
-                if self.aborted:
-                    return None
-                prefix = self.written.prefix()
-                if prefix > pos:
-                    return prefix
-                if self.finished:
-                    return None
-                self.cond.wait()
 
+class Hasher(threading.Thread):
+    """Hash the file with every algorithm in `algos`, in order, as its prefix is written."""
 
-class Follower(threading.Thread):
-    """Hash [0, end) of `fd` with `algo` as the prefix grows."""
-
-    def __init__(self, fd: int, algo: str, progress: Progress, block: int) -> None:
-        super().__init__(name=f"hash-{algo}", daemon=True)
-        self.fd, self.algo, self.progress, self.block = fd, algo, progress, block
-        self.hasher = HASHERS[algo]()
+    def __init__(self, fd: int, algos: set[str], progress: Progress, block: int, direct_fd: int | None = None) -> None:
+        super().__init__(name="hasher", daemon=True)
+        self.fd, self.direct_fd, self.progress, self.block = fd, direct_fd, progress, block
+        self.hashers = {algo: HASHERS[algo]() for algo in sorted(algos)}
         self.hashed = 0
         self.error: BaseException | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def run(self) -> None:
-        buffer = bytearray(self.block)
-        view = memoryview(buffer)
+        if len(self.hashers) > 1:
+            self._pool = ThreadPoolExecutor(len(self.hashers) - 1, thread_name_prefix="hasher")
         try:
-            while (end := self.progress.wait_beyond(self.hashed)) is not None:
-                while self.hashed < end:
-                    n = os.preadv(self.fd, [view[: min(self.block, end - self.hashed)]], self.hashed)
-                    if n <= 0:
-                        raise OSError(f"short read at byte {self.hashed} of the partial file")
-                    self.hasher.update(view[:n])
-                    self.hashed += n
-        except BaseException as exc:  # reported by result()
+            self._follow()
+        except BaseException as exc:  # noqa: BLE001 - reported by result()
             self.error = exc
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+            with self.progress.cond:  # whatever is still held goes back to its pool
+                for _, release in self.progress.held.values():
+                    release()
+                self.progress.held.clear()
 
-    def result(self, size: int) -> str:
+    def _next(self) -> tuple[memoryview, Callable[[], None]] | int | None:
+        """A held buffer at the hashed offset, or where to stop reading the file back, or None at the end."""
+        progress = self.progress
+        with progress.cond:
+            while True:
+                if progress.aborted:
+                    return None
+                for offset in [o for o, (data, _) in progress.held.items() if o + len(data) <= self.hashed]:
+                    progress.held.pop(offset)[1]()  # overtaken: hashed from the file already
+                if self.hashed in progress.held:
+                    return progress.held.pop(self.hashed)
+                prefix = progress.written.prefix()
+                if prefix > self.hashed:
+                    ahead = [o for o in progress.held if o > self.hashed]
+                    return min([prefix, self.hashed + self.block, *ahead])
+                if progress.finished:
+                    return None
+                progress.cond.wait()
+
+    def _follow(self) -> None:
+        scratch = aligned(self.block + 2 * 4096)
+        while (step := self._next()) is not None:
+            if isinstance(step, int):
+                self._update(self._read_back(scratch, step))
+            else:
+                data, release = step
+                try:
+                    self._update(data)
+                finally:
+                    release()
+
+    def _read_back(self, scratch: memoryview, stop: int) -> memoryview:
+        """Bytes [hashed, stop) from the file: with direct I/O in aligned blocks around them."""
+        if self.direct_fd is None:
+            n = os.preadv(self.fd, [scratch[: stop - self.hashed]], self.hashed)
+            if n <= 0:
+                raise OSError(f"short read at byte {self.hashed} of the partial file")
+            return scratch[:n]
+        start = align_down(self.hashed)
+        n = os.preadv(self.direct_fd, [scratch[: align_up(stop) - start]], start)
+        if n <= self.hashed - start:
+            raise OSError(f"short read at byte {self.hashed} of the partial file")
+        return scratch[self.hashed - start: min(n, stop - start)]
+
+    def _update(self, data: memoryview) -> None:
+        first, *others = self.hashers.values()
+        waiting = [self._pool.submit(h.update, data) for h in others] if self._pool else []
+        first.update(data)  # the others on threads of their own (a server's md5 beside our sha256)
+        for future in waiting:
+            future.result()
+        self.hashed += len(data)
+
+    def result(self, size: int) -> dict[str, str]:
         self.join()
         if self.error is not None:
             raise self.error
         if self.hashed != size:
-            raise OSError(f"{self.algo} covered {self.hashed} of {size} bytes")
-        return self.hasher.hexdigest()
+            raise OSError(f"hashing covered {self.hashed} of {size} bytes")
+        return {algo: h.hexdigest() for algo, h in self.hashers.items()}
 
 
 class Stopped(Exception):
@@ -108,8 +166,6 @@ def hash_file(path: os.PathLike, algos: set[str], block: int = 8 << 20,
                     raise Stopped(str(path))
                 hasher.update(buffer[:n])
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(len(hashers)) as pool:
                 while n := f.readinto(buffer):
                     list(pool.map(lambda h, block=buffer[:n]: h.update(block), hashers.values()))

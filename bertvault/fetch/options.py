@@ -41,7 +41,9 @@ class PullOptions:
     sync_interval: float = 5.0       # seconds between data syncs (what a power loss can lose)
     fsync: bool = True
     max_extract_ratio: float = 100.0  # extracted bytes per archive byte, against zip bombs
-    hash_block: int = 4 * MiB
+    hash_block: int = 4 * MiB         # bytes read back per step, for what the hasher did not get in memory
+    hash_window: int = 256 * MiB      # received bytes the hasher may hold ahead of the hashed prefix
+    direct_io: bool = True           # write with O_DIRECT where the filesystem allows it
 
     def problems(self) -> list[str]:
         checks = {

@@ -42,6 +42,18 @@ def start_writeback(fd: int) -> None:
         _start_writeback(fd)
 
 
+def open_direct(path: Path) -> int | None:
+    """`path` opened for writing with O_DIRECT (data goes from our buffers to the disk, not through
+    the page cache), or None where the system or filesystem has no direct I/O (macOS, tmpfs)."""
+    flag = getattr(os, "O_DIRECT", None)
+    if flag is None:
+        return None
+    try:
+        return os.open(path, os.O_RDWR | flag)
+    except OSError:
+        return None
+
+
 def preallocate(fd: int, size: int) -> None:
     """Reserve the blocks now, so a full disk shows up before the download rather than during it."""
     try:

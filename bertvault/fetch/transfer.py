@@ -1,6 +1,8 @@
 """One transfer attempt: the missing ranges of a preallocated file fetched by several connections
-at once, each writing in place (pwrite) as bytes arrive; a committer thread journals what is
-written; hashing threads follow the contiguous prefix.
+at once, each filling an aligned buffer from its socket and writing it in place (pwrite; with
+direct I/O where the filesystem allows it, so gigabytes do not churn through the page cache); a
+committer thread journals what is written; a hasher hashes the prefix in order from the written
+buffers (see hashing.py).
 
 Any connection's fatal error stops the others at once (their sockets are shut down), and what was
 written is journaled before the attempt ends, so the next one resumes from there.
@@ -16,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bertvault.fetch import journal as journals
+from bertvault.fetch.buffers import ALIGN, Pool, align_down, aligned
 from bertvault.fetch.digests import can_compute
-from bertvault.fetch.hashing import Follower, Progress
+from bertvault.fetch.hashing import Hasher, Progress
 from bertvault.fetch.options import PullOptions
 from bertvault.fetch.ranges import RangeSet, chunks
 from bertvault.fetch.remote import Remote, Retryable, Unavailable
@@ -27,6 +30,8 @@ from bertvault.fetch.task import Task
 from bertvault.fetch.transports import Body, Transport
 
 MIN_SPLIT = 2 << 20  # a piece in flight is split only if each half keeps at least this much
+POOL_WAIT = 0.02  # seconds; the socket's buffer keeps receiving meanwhile
+SPLIT_ALIGN = 64 << 10  # split points stay aligned, so both halves can be written with direct I/O
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +59,11 @@ class _Chunks:
     ahead of the owner's cursor: the owner never writes past its new end, so no byte is written twice.
     """
 
-    def __init__(self, pieces: list[tuple[int, int]], *, margin: int, min_split: int) -> None:
+    def __init__(self, pieces: list[tuple[int, int]], *, margin: int, min_split: int, align: int = 1) -> None:
         self._pieces = collections.deque(pieces)
         self._active: dict[Piece, None] = {}  # in the order taken: ties go to the earliest piece
         self._lock = threading.Lock()
-        self._margin, self._min_split = margin, min_split
+        self._margin, self._min_split, self._align = margin, min_split, align
 
     def __len__(self) -> int:
         return len(self._pieces)
@@ -72,6 +77,7 @@ class _Chunks:
                 if busiest is None:
                     return None
                 split = max(busiest.cursor + self._margin, (busiest.cursor + busiest.end) // 2)
+                split += -split % self._align
                 if busiest.end - split < self._min_split:
                     return None
                 piece, busiest.end = Piece(split, busiest.end), split
@@ -91,8 +97,11 @@ class _Chunks:
 
 class Transfer:
     def __init__(self, transport: Transport, remote: Remote, fd: int, folder: Path, journal: journals.Journal,
-                 options: PullOptions, task: Task, stop: Stop, event: Callable[[str], None]) -> None:
+                 options: PullOptions, task: Task, stop: Stop, event: Callable[[str], None],
+                 direct_fd: int | None = None) -> None:
         self.transport, self.remote, self.fd, self.folder, self.journal = transport, remote, fd, folder, journal
+        self.direct_fd = direct_fd  # the same file opened with O_DIRECT, where the filesystem allows it
+        self._pool = Pool(options.hash_window // options.buffer_size, options.buffer_size)
         self.options, self.task, self.stop, self.event = options, task, stop, event
         self._failure: BaseException | None = None
         self._bodies: set[Body] = set()
@@ -104,7 +113,7 @@ class Transfer:
         remote = self.remote
         progress = Progress(done)
         algos = algos | {algo for algo in remote.digests if can_compute(algo)}
-        followers = [Follower(self.fd, algo, progress, self.options.hash_block) for algo in sorted(algos)]
+        hasher = Hasher(self.fd, algos, progress, self.options.hash_block, self.direct_fd)
         committer = threading.Thread(target=self._commit_loop, args=(progress,), daemon=True)
         if not remote.ranges or remote.size is None:
             workers = [threading.Thread(target=self._stream, args=(progress,), daemon=True)]
@@ -112,13 +121,13 @@ class Transfer:
             missing = done.missing(remote.size)
             min_split = max(2 * self.options.buffer_size, MIN_SPLIT)
             queue = _Chunks(chunks(missing, self.options.chunk_for(remote.size)),
-                            margin=self.options.buffer_size, min_split=min_split)
+                            margin=self.options.buffer_size, min_split=min_split, align=SPLIT_ALIGN)
             # More connections than pieces are worth it when they can split pieces in flight.
             splittable = sum(end - start for start, end in missing) // min_split
             count = min(self.options.connections if self.transport.parallel else 1, max(len(queue), splittable))
             workers = [threading.Thread(target=self._worker, args=(queue, progress), daemon=True) for _ in range(count)]
             committer.start()
-        for thread in [*followers, *workers]:
+        for thread in [hasher, *workers]:
             thread.start()
         try:
             for worker in workers:
@@ -150,7 +159,7 @@ class Transfer:
         if self.options.fsync:
             syncer.start()
         try:
-            return {f.algo: f.result(size) for f in followers}, size
+            return hasher.result(size), size
         finally:
             if syncer.is_alive():
                 syncer.join()
@@ -178,7 +187,7 @@ class Transfer:
 
     def _worker(self, queue: _Chunks, progress: Progress) -> None:
         session = self.transport.session()
-        buffer = memoryview(bytearray(self.options.buffer_size))
+        buffer = aligned(self.options.buffer_size)
         budget = Budget(self.options, self.remote.url)
         try:
             while not self._stopped() and (piece := queue.take()) is not None:
@@ -208,29 +217,45 @@ class Transfer:
     def _stream(self, progress: Progress) -> None:
         """The whole file in one request, for servers without ranges or a known size."""
         try:
-            self._copy(self.transport.session(), Piece(0, None), memoryview(bytearray(self.options.buffer_size)), progress)
+            self._copy(self.transport.session(), Piece(0, None), aligned(self.options.buffer_size), progress)
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits on us
             if not self.stop.is_set():
                 self._fail(exc)
 
-    def _copy(self, session: object, piece: Piece, buffer: memoryview, progress: Progress) -> None:
-        """Read [piece.cursor, piece.end) into the file at its offset, advancing the cursor as bytes
-        land. The end is read afresh for every read: another connection may have taken the rest."""
+    def _copy(self, session: object, piece: Piece, own: memoryview, progress: Progress) -> None:
+        """Read [piece.cursor, piece.end) into the file at its offset, a buffer at a time, advancing
+        the cursor as buffers land. The end is read afresh for every read: another connection may
+        have taken the rest (never below cursor + one buffer, so a fill in progress is never cut)."""
         body = self.transport.open(self.remote, session, piece.cursor, piece.requested_end)
         with self._lock:
             self._bodies.add(body)
         try:
-            while piece.end is None or piece.cursor < piece.end:
+            ended = False
+            while not ended and (piece.end is None or piece.cursor < piece.end):
                 if self._stopped():
                     return
-                want = buffer if piece.end is None else buffer[: min(len(buffer), piece.end - piece.cursor)]
-                n = body.readinto(want)
-                if n <= 0:
-                    break
-                self._write(want[:n], piece.cursor)
-                progress.add(piece.cursor, piece.cursor + n)
-                piece.cursor += n
-                self.task.add(n)
+                # A pool buffer goes to the hasher with its bytes (else ours is used, and they are read
+                # back from the file). A connection ahead of the hasher waits a moment for one, which
+                # holds it to the hashing speed; the one the hasher waits for never waits.
+                lent = self._pool.get(wait=0 if progress.behind(piece.cursor) else POOL_WAIT)
+                buffer = own if lent is None else lent
+                # end the fill on an aligned offset so the next one starts aligned (a buffer under
+                # one alignment unit fills whole instead)
+                stop = max(align_down(piece.cursor + len(buffer)), piece.cursor + min(len(buffer), ALIGN))
+                filled = 0
+                while (want := min(stop, piece.end if piece.end is not None else stop) - piece.cursor - filled) > 0:
+                    n = body.readinto(buffer[filled: filled + want])
+                    if n <= 0:
+                        ended = True
+                        break
+                    filled += n
+                if filled:
+                    self._write(buffer[:filled], piece.cursor)
+                    progress.add(piece.cursor, piece.cursor + filled, lent, self._pool.put)
+                    piece.cursor += filled
+                    self.task.add(filled)
+                elif lent is not None:
+                    self._pool.put(lent)
             size = self.remote.size
             if piece.end is not None and piece.cursor < piece.end:
                 raise Retryable(f"connection closed early, {piece.end - piece.cursor} bytes short of byte {piece.end}")
@@ -245,7 +270,8 @@ class Transfer:
     def _write(self, data: memoryview, offset: int) -> None:
         try:
             while data:
-                n = os.pwrite(self.fd, data, offset)
+                direct = self.direct_fd is not None and offset % ALIGN == 0 and len(data) % ALIGN == 0
+                n = os.pwrite(self.direct_fd if direct else self.fd, data, offset)  # type: ignore[arg-type]
                 data, offset = data[n:], offset + n
         except OSError as exc:
             if exc.errno in DISK_FULL:

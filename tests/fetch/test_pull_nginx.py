@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from fetch_helpers import bertvault_process, random_bytes, sha256
 
 SMALL = ["--chunk-size", "64K", "--retry-wait", "0.01", "--progress", "none"]
@@ -291,3 +293,20 @@ def test_without_working_locks_every_process_still_succeeds(nginx, manifest, hom
     assert [p.name for p in blobs(home)] == [sha256(data)]
     assert nginx.bytes_sent("/slow/nolock.bin") > len(data)  # several downloaded it: nothing saved, nothing broken
     assert not list((home / "partial").iterdir())
+
+
+@pytest.mark.parametrize("direct_io", [True, False], ids=["direct-io", "page-cache"])
+def test_unaligned_ranges_and_a_tight_hash_window(nginx, manifest, home, direct_io) -> None:
+    # Ranges of 100000 bytes (not a multiple of the 4 KiB that direct I/O needs), a buffer smaller
+    # than a range and a pool of two: writes mix direct and buffered I/O, the hasher mixes lent
+    # buffers and bytes read back from the file.
+    from bertvault.fetch.options import PullOptions
+    from bertvault.fetch.pull import pull
+
+    data = random_bytes(2_345_678, seed=11)
+    manifest.add("odd", {"path": "odd.bin", "urls": [nginx.put("odd.bin", data)]})
+    options = PullOptions(connections=4, chunk_size=100_000, buffer_size=32768, hash_window=65536,
+                          direct_io=direct_io, retry_wait=0.01)
+    report = pull("odd", options)
+    assert not report.failed and report.results[0].sha256 == sha256(data)
+    assert (home / "artifacts" / "odd" / "odd.bin").read_bytes() == data
