@@ -35,7 +35,7 @@ from pathlib import Path
 from _common import as_installed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import Nginx  # noqa: E402 - the tests' own nginx, two workers here
+from servers import Nginx  # the tests' own nginx, two workers here
 
 
 class Bench:

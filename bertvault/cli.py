@@ -19,11 +19,15 @@ from typing import Annotated, Any
 # pydantic scans every installed distribution for plugins when the first model class is built
 # (importlib.metadata, ~30 ms); the manifest schema uses none, and `list` must start fast.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+# numpy's OpenBLAS starts a thread per core at import, and each spins ~0.1 CPU-s waiting for work
+# that never comes: bertvault's numpy code copies, transposes and casts (no BLAS), and training
+# uses torch's own threads. On a small machine that spin takes a core from a conversion.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import typer  # noqa: E402
+import typer
 
-from bertvault import __version__  # noqa: E402
-from bertvault.errors import BertvaultError  # noqa: E402
+from bertvault import __version__
+from bertvault.errors import BertvaultError
 
 log = logging.getLogger("bertvault")
 

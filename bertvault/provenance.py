@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bertvault import __version__
@@ -111,7 +111,7 @@ def write_record(output: Path, step: str, sources: list[dict], **details: object
         "step": step,
         "bertvault_version": __version__,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "sources": sources,
         **details,
     }

@@ -129,7 +129,7 @@ class Nginx:
         for raw in path.read_text().splitlines():
             m = _LOG.fullmatch(raw)
             if m:
-                unescape = lambda text: text.replace("\\x22", '"')  # noqa: E731 - nginx escapes quotes
+                unescape = lambda text: text.replace("\\x22", '"')
                 lines.append(LogLine(m[1], m[2], int(m[3]), int(m[4]), unescape(m[5]), unescape(m[6]),
                                      unescape(m[7]), int(m[8])))
         return lines

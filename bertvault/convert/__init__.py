@@ -10,7 +10,14 @@
 from __future__ import annotations
 
 from bertvault.convert.canonical import Canonical, from_state_dict, load_canonical
-from bertvault.convert.pipeline import ConvertResult, convert, default_output, export_hf, export_tf1, save_canonical
+from bertvault.convert.pipeline import (
+    ConvertResult,
+    convert,
+    default_output,
+    export_hf,
+    export_tf1,
+    save_canonical,
+)
 
 __all__ = [
     "Canonical", "ConvertResult", "convert", "default_output", "export_hf", "export_tf1", "from_state_dict",

@@ -61,7 +61,7 @@ def _pickle_format(path: Path) -> str:
 def _tf_prefixes(folder: Path) -> list[Path]:
     prefixes = sorted(folder / p.name[: -len(".index")] for p in folder.glob("*.index"))
     if len(prefixes) > 1 and (folder / "checkpoint").is_file():
-        found = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', (folder / "checkpoint").read_text(), re.M)
+        found = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', (folder / "checkpoint").read_text(), re.MULTILINE)
         if found and (folder / found.group(1)) in prefixes:
             return [folder / found.group(1)]
     return prefixes

@@ -160,7 +160,7 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
     zip entry records).
 
     Worker threads produce (read, transpose, cast, CRC) up to `workers` + 1 tensors ahead; this
-    thread writes them, in file order. One writer, because a filesystem serialises buffered writes
+    thread writes them, in file order, and copies the unchanged ones while their CRC is computed. One writer, because a filesystem serialises buffered writes
     to one file anyway (ext4 holds the inode lock), and spinning on that lock only burns CPU. A job
     whose bytes lie unchanged in an input file is copied file to file, never mapped or produced."""
     sources: dict[Path, int] = {}
@@ -175,11 +175,11 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
     def prepare(job: Placed) -> tuple[memoryview | None, int]:
         if job.region is not None:
             path, offset = job.region
-            crc = 0
-            if want_crc:
-                for piece in _chunks(source(path), offset, job.nbytes, str(path)):
-                    crc = crc32(piece, crc)
-            return None, crc
+            if not want_crc:
+                return None, 0
+            # mapped, not read: the CRC runs over the page cache itself, with no copy
+            bytes_ = map_array(source(path), offset, np.dtype(np.uint8), (job.nbytes,), what=str(path))
+            return None, crc32(memoryview(bytes_))
         raw = bytes_of(job.produce())
         if len(raw) != job.nbytes:
             raise ConversionError(f"a tensor produced {len(raw)} bytes where {job.nbytes} were planned")
@@ -192,7 +192,7 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
         else:
             pwrite_all(fd, raw, job.offset)
 
-    crcs: list[int] = []
+    crcs: list[int | Future] = []
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bertvault-produce") if workers > 1 else None
     pending: deque[Future] = deque()
     try:
@@ -202,11 +202,15 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
             else:
                 while len(pending) <= workers and k + len(pending) < len(jobs):
                     pending.append(pool.submit(prepare, jobs[k + len(pending)]))
+                if job.region is not None:  # a copy needs nothing produced: it runs while its CRC does
+                    crcs.append(pending.popleft())
+                    write(job, None)
+                    continue
                 raw, crc = pending.popleft().result()
             write(job, raw)
             crcs.append(crc)
             del raw
-        return crcs
+        return [crc if isinstance(crc, int) else crc.result()[1] for crc in crcs]
     finally:
         if pool is not None:  # on an error or an interrupt, drop the jobs not started; running ones finish
             pool.shutdown(wait=True, cancel_futures=True)

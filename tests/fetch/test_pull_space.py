@@ -7,7 +7,6 @@ import json
 import subprocess
 
 import pytest
-
 from fetch_helpers import random_bytes
 
 FAST = ["--chunk-size", "64K", "--retry-wait", "0.01", "--progress", "none"]

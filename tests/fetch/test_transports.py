@@ -8,7 +8,6 @@ import hashlib
 import json
 
 import google_crc32c
-
 from fetch_helpers import bertvault_process, random_bytes, sha256
 
 FAST = ["--chunk-size", "64K", "--retry-wait", "0.01", "--progress", "none", "--json"]

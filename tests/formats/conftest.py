@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "convert"))
 
-import tiny_bert  # noqa: E402
+import tiny_bert
 
 
 @pytest.fixture(scope="session")
