@@ -39,12 +39,13 @@ class Pool:
             self._free = [memory[i * size:(i + 1) * size] for i in range(count)]
         self._cond = threading.Condition()
 
-    def get(self, wait: float = 0.0) -> memoryview | None:
-        """A free buffer, waiting up to `wait` seconds for one; None if none came."""
+    def get(self, wait: float = 0.0, spare: int = 0) -> memoryview | None:
+        """A free buffer that leaves `spare` others free, waiting up to `wait` seconds for one;
+        None if none came."""
         with self._cond:
-            if not self._free and wait > 0:
-                self._cond.wait(wait)
-            return self._free.pop() if self._free else None
+            if wait > 0:
+                self._cond.wait_for(lambda: len(self._free) > spare, wait)
+            return self._free.pop() if len(self._free) > spare else None
 
     def put(self, buffer: memoryview) -> None:
         if len(buffer) != self.size:  # a slice given back would shrink the pool's buffers for good

@@ -29,6 +29,7 @@ class Progress:
         self.finished = False   # every byte is written (size may then be known only now)
         self.aborted = False
         self.size: int | None = None
+        self.hashed = 0  # set by the hasher as it goes
 
     def add(self, start: int, end: int, held: memoryview | None = None,
             give_back: Callable[[memoryview], None] | None = None) -> None:
@@ -44,6 +45,11 @@ class Progress:
         """True when every byte before `cursor` is written: the hasher waits for this connection."""
         with self.cond:
             return self.written.prefix() >= cursor
+
+    def hashing(self) -> bool:
+        """True while the hasher has written bytes it has not hashed yet (it is busy, not waiting)."""
+        with self.cond:
+            return self.written.prefix() > self.hashed
 
     def finish(self, size: int) -> None:
         with self.cond:
@@ -137,6 +143,7 @@ class Hasher(threading.Thread):
         for future in waiting:
             future.result()
         self.hashed += len(data)
+        self.progress.hashed = self.hashed
 
     def result(self, size: int) -> dict[str, str]:
         self.join()

@@ -42,7 +42,7 @@ class PullOptions:
     fsync: bool = True
     max_extract_ratio: float = 100.0  # extracted bytes per archive byte, against zip bombs
     hash_block: int = 4 * MiB         # bytes read back per step, for what the hasher did not get in memory
-    hash_window: int = 256 * MiB      # received bytes the hasher may hold ahead of the hashed prefix
+    hash_window: int = 128 * MiB      # received bytes the hasher may hold ahead of the hashed prefix
     direct_io: bool = True           # write with O_DIRECT where the filesystem allows it
 
     def problems(self) -> list[str]:

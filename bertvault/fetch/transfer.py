@@ -14,6 +14,7 @@ import collections
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from bertvault.fetch.task import Task
 from bertvault.fetch.transports import Body, Transport
 
 MIN_SPLIT = 2 << 20  # a piece in flight is split only if each half keeps at least this much
-POOL_WAIT = 0.02  # seconds; the socket's buffer keeps receiving meanwhile
+POOL_WAIT = 1.0  # seconds a connection ahead of a busy hasher waits for a buffer before using its own
+POOL_POLL = 0.02  # seconds between looks at whether the hasher is still busy
+POOL_SPARE = 2  # buffers kept for the connection at the hashed prefix
 SPLIT_ALIGN = 64 << 10  # split points stay aligned, so both halves can be written with direct I/O
 
 log = logging.getLogger(__name__)
@@ -234,10 +237,7 @@ class Transfer:
             while not ended and (piece.end is None or piece.cursor < piece.end):
                 if self._stopped():
                     return
-                # A pool buffer goes to the hasher with its bytes (else ours is used, and they are read
-                # back from the file). A connection ahead of the hasher waits a moment for one, which
-                # holds it to the hashing speed; the one the hasher waits for never waits.
-                lent = self._pool.get(wait=0 if progress.behind(piece.cursor) else POOL_WAIT)
+                lent = self._lend(progress, piece.cursor)
                 buffer = own if lent is None else lent
                 # end the fill on an aligned offset so the next one starts aligned (a buffer under
                 # one alignment unit fills whole instead)
@@ -266,6 +266,24 @@ class Transfer:
                 self._bodies.discard(body)
             # A connection is reused only with its response read to the end (not cut short by a split).
             body.close(reuse=piece.cursor == piece.requested_end)
+
+    def _lend(self, progress: Progress, cursor: int) -> memoryview | None:
+        """A pool buffer, whose bytes go to the hasher in memory; None: use the connection's own
+        buffer, and the hasher reads those bytes back from the file.
+
+        The connection at the hashed prefix never waits and may take the spares, so the bytes the
+        hasher waits for are never read back. One ahead of it waits for a buffer while the hasher
+        is busy (holding the download to the hashing speed costs nothing then: hashing finishes
+        last either way), but not while the hasher idles, waiting for the prefix: a slow connection
+        there must not hold up the others."""
+        if progress.behind(cursor):
+            return self._pool.get()
+        deadline = time.monotonic() + POOL_WAIT
+        while True:
+            busy = progress.hashing()
+            lent = self._pool.get(wait=POOL_POLL if busy else 0, spare=POOL_SPARE)
+            if lent is not None or not busy or time.monotonic() >= deadline:
+                return lent
 
     def _write(self, data: memoryview, offset: int) -> None:
         try:

@@ -68,3 +68,16 @@ def test_an_abort_returns_held_buffers_and_ends_the_hasher(tmp_path) -> None:
     hasher.join(5)
     assert not hasher.is_alive() and pool.get() is not None and pool.get() is not None
     os.close(fd)
+
+
+def test_the_pool_keeps_spares_for_whoever_asks_without_them() -> None:
+    pool = Pool(3, 4096)
+    ahead = pool.get(spare=2)
+    assert ahead is not None and pool.get(spare=2) is None  # two left: both are spares
+    assert pool.get(wait=0.01, spare=2) is None  # waiting does not take a spare either
+    spares = [pool.get(), pool.get()]
+    assert all(b is not None for b in spares) and pool.get() is None
+    threading.Timer(0.05, pool.put, args=(ahead,)).start()
+    assert pool.get(wait=5) is ahead  # a waiter wakes when a buffer comes back
+    with pytest.raises(ValueError, match="given back"):
+        pool.put(ahead[:100])
