@@ -116,12 +116,12 @@ def forget_missing() -> int:
 def view_digest(path: Path, stat: os.stat_result | None = None) -> str | None:
     """The sha256 of a file in an artifact's cache view, from the pull record, when the file is the
     very blob named by that digest (same inode). Extracted archive members and copies return None."""
-    from bertvault.cache import metadata
-
     try:
         rel = Path(path).resolve().relative_to(layout.artifacts_root().resolve())
         if len(rel.parts) < 2 or rel.parts[0].startswith("."):
             return None
+        from bertvault.cache import metadata  # here: a file outside the cache needs no pull record
+
         record = metadata.read(rel.parts[0])["files"].get(PurePosixPath(*rel.parts[1:]).as_posix())
         if not isinstance(record, dict) or "archive" in record:
             return None
