@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,12 +31,16 @@ class Progress:
         self.aborted = False
         self.size: int | None = None
         self.hashed = 0  # set by the hasher as it goes
+        self.received = 0  # bytes added in this attempt
+        self._idle = 0.0  # seconds the hasher has waited for bytes to hash: the download is the bottleneck
+        self._waiting_since: float | None = None
 
     def add(self, start: int, end: int, held: memoryview | None = None,
             give_back: Callable[[memoryview], None] | None = None) -> None:
         """[start, end) is written; `held` (if given) holds those bytes until the hasher gives it back."""
         with self.cond:
             self.written.add(start, end)
+            self.received += end - start
             if held is not None and give_back is not None:
                 # the whole buffer goes back, not the slice holding these bytes
                 self.held[start] = (held[: end - start], lambda: give_back(held))
@@ -50,6 +55,21 @@ class Progress:
         """True while the hasher has written bytes it has not hashed yet (it is busy, not waiting)."""
         with self.cond:
             return self.written.prefix() > self.hashed
+
+    def idle(self) -> float:
+        """Seconds the hasher has spent waiting for bytes so far, a wait in progress included."""
+        with self.cond:
+            since = self._waiting_since
+            return self._idle + (time.monotonic() - since if since is not None else 0.0)
+
+    def wait_for_bytes(self) -> None:
+        """The hasher's wait (called with `cond` held), timed."""
+        self._waiting_since = started = time.monotonic()
+        try:
+            self.cond.wait()
+        finally:
+            self._waiting_since = None
+            self._idle += time.monotonic() - started
 
     def finish(self, size: int) -> None:
         with self.cond:
@@ -109,7 +129,7 @@ class Hasher(threading.Thread):
                     return min([prefix, self.hashed + self.block, *ahead])
                 if progress.finished:
                     return None
-                progress.cond.wait()
+                progress.wait_for_bytes()
 
     def _follow(self) -> None:
         scratch = aligned(self.block + 2 * 4096)

@@ -34,6 +34,9 @@ MIN_SPLIT = 2 << 20  # a piece in flight is split only if each half keeps at lea
 POOL_WAIT = 1.0  # seconds a connection ahead of a busy hasher waits for a buffer before using its own
 POOL_POLL = 0.02  # seconds between looks at whether the hasher is still busy
 POOL_SPARE = 2  # buffers kept for the connection at the hashed prefix
+RAMP_STEP = 2  # connections started at first, and added at a time while the hasher idles
+RAMP_INTERVAL = 0.05  # seconds between looks at the hasher
+RAMP_IDLE = 0.5  # the share of an interval the hasher must idle for more connections to start
 SPLIT_ALIGN = 64 << 10  # split points stay aligned, so both halves can be written with direct I/O
 
 log = logging.getLogger(__name__)
@@ -130,14 +133,9 @@ class Transfer:
             count = min(self.options.connections if self.transport.parallel else 1, max(len(queue), splittable))
             workers = [threading.Thread(target=self._worker, args=(queue, progress), daemon=True) for _ in range(count)]
             committer.start()
-        for thread in [hasher, *workers]:
-            thread.start()
+        hasher.start()
         try:
-            for worker in workers:
-                while worker.is_alive():
-                    worker.join(0.25)
-                    if self.stop.is_set():
-                        self._abort()
+            self._run_workers(workers, progress)
         finally:
             failed = self._failure is not None or self.stop.is_set()
             if failed:
@@ -166,6 +164,37 @@ class Transfer:
         finally:
             if syncer.is_alive():
                 syncer.join()
+
+    def _run_workers(self, workers: list[threading.Thread], progress: Progress) -> None:
+        """Start a few connections, and more while they leave the hasher idle; wait for them all.
+
+        Where one connection already delivers faster than bytes can be hashed (a fast server
+        nearby), more would only spend CPU that hashing needs; where the server caps each
+        connection (a CDN), the hasher idles and the rest start within a few tenths of a second."""
+        waiting = collections.deque(workers)
+        running: list[threading.Thread] = []
+
+        def start(count: int) -> None:
+            for _ in range(min(count, len(waiting))):
+                running.append(waiting.popleft())
+                running[-1].start()
+
+        start(RAMP_STEP)
+        idle, tick = 0.0, None
+        while alive := [w for w in running if w.is_alive()]:
+            alive[0].join(RAMP_INTERVAL if waiting else 0.25)
+            if self.stop.is_set():
+                self._abort()
+            if not waiting:
+                continue
+            now = time.monotonic()
+            if tick is None:  # the hasher's wait while the first connections connect says nothing
+                if progress.received:
+                    idle, tick = progress.idle(), now
+            elif now - tick >= RAMP_INTERVAL:
+                if progress.idle() - idle > RAMP_IDLE * (now - tick):
+                    start(RAMP_STEP)
+                idle, tick = progress.idle(), now
 
     # -- stopping --
 

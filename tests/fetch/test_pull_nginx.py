@@ -42,7 +42,8 @@ def test_parallel_ranges_land_verified_in_the_view(cli, nginx, manifest, home) -
     ranged = [line for line in nginx.log() if line.path == "/a.bin" and line.method == "GET"]
     assert len(ranged) == 16 and all(line.status == 206 and line.range.startswith("bytes=") for line in ranged)
     assert all(line.if_range.startswith('"') and line.accept_encoding == "identity" for line in ranged)
-    assert len({line.connection for line in ranged}) == 4  # four keep-alive connections, reused
+    # keep-alive connections, reused; no more than four (loopback is fast: two already keep the hasher busy)
+    assert 2 <= len({line.connection for line in ranged}) <= 4
     assert nginx.bytes_sent("/a.bin") == len(data)
     meta = json.loads((home / "meta" / "two-files.json").read_text())
     assert meta["complete"] is True and meta["files"]["a.bin"]["etag"].startswith('"')
@@ -309,3 +310,17 @@ def test_unaligned_ranges_and_a_tight_hash_window(nginx, manifest, home, direct_
     report = pull("odd", options)
     assert not report.failed and report.results[0].sha256 == sha256(data)
     assert (home / "artifacts" / "odd" / "odd.bin").read_bytes() == data
+
+
+def test_connections_are_added_while_the_server_is_the_bottleneck(nginx, manifest, home) -> None:
+    # 1 MB/s per connection: the hasher idles, so all eight connections start within moments.
+    from bertvault.fetch.options import PullOptions
+    from bertvault.fetch.pull import pull
+
+    data = random_bytes(16_000_000, seed=12)
+    nginx.put("capped.bin", data)
+    manifest.add("capped", {"path": "capped.bin", "urls": [nginx.url("capped.bin", slow=True)]})
+    report = pull("capped", PullOptions(connections=8, chunk_size=2 << 20))
+    assert report.results[0].sha256 == sha256(data)
+    ranged = [line for line in nginx.log() if line.path == "/slow/capped.bin" and line.method == "GET"]
+    assert len({line.connection for line in ranged}) == 8
