@@ -108,6 +108,27 @@ def _console():
     return console
 
 
+def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """Drawn by rich on a terminal. In a pipe or a log: plain columns, one line a row, no box
+    drawing to grep around (and no rich to import, a tenth of a second of every such command)."""
+    if sys.stdout.isatty():
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        _console().print(table)
+        return
+    rows = [[cell.replace("\n", " ") for cell in row] for row in rows]
+    widths = [max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(columns)]
+    lines = [title] + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+                       for row in [columns, *rows]]
+    typer.echo("\n".join(lines))
+
+
 def _size(n: int | None) -> str:
     if n is None:
         return "?"
@@ -151,19 +172,11 @@ def list_(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(rows)} artifacts", title_justify="left")
-    table.add_column("name", no_wrap=True)
-    for column in ("kind", "format", "architecture", "size", "pinned", "cached"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        name = row["name"] + (" (user)" if row["user_override"] or not row["builtin"] else "")
-        table.add_row(
-            name, row["kind"], row["format"], row["architecture"] or "",
-            _size(row["size"]), row["pinned"], "yes" if row["cached"] else "",
-        )
-    _console().print(table)
+    _print_table(f"{len(rows)} artifacts", ["name", "kind", "format", "architecture", "size", "pinned", "cached"], [
+        [row["name"] + (" (user)" if row["user_override"] or not row["builtin"] else ""), row["kind"], row["format"],
+         row["architecture"] or "", _size(row["size"]), row["pinned"], "yes" if row["cached"] else ""]
+        for row in rows
+    ])
 
 
 @app.command()
@@ -187,7 +200,6 @@ def info(
         typer.echo(json.dumps(data, indent=2))
         return
     from rich.markup import escape
-    from rich.table import Table
 
     console = _console()
     console.print(f"[bold]{escape(data['name'])}[/] ({data['kind']}, {data['format']})")
@@ -209,13 +221,11 @@ def info(
     for key, value in facts.items():
         if value:
             console.print(f"  {key:16} {escape(str(value))}")
-    table = Table(title="files", title_justify="left")
-    for column in ("path", "size", "sha256", "mirrors"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for f in data["files"]:
         path = f["path"] + (" (optional)" if f.get("optional") else "") + (f" [{f['archive']}]" if f.get("archive") else "")
-        table.add_row(escape(path), _size(f.get("size")), f.get("sha256", "not pinned"), "\n".join(f["urls"]))
-    console.print(table)
+        rows.append([path, _size(f.get("size")), f.get("sha256", "not pinned"), "\n".join(f["urls"])])
+    _print_table("files", ["path", "size", "sha256", "mirrors"], rows)
 
 
 def _show_provenance(path: Path, as_json: bool) -> None:
@@ -510,19 +520,14 @@ def _stderr_console():
     return Console(stderr=True)
 
 
-def _pull_table(report):
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"{report.artifact}: {len(report.results)} files", title_justify="left")
-    for column in ("file", "status", "size", "fetched", "speed", "sha256", "trust", "source"):
-        table.add_column(column, overflow="fold")
+def _print_pull(report) -> None:
+    rows = []
     for r in report.results:
         speed = f"{_size(r.fetched / r.seconds)}/s" if r.fetched and r.seconds else ""
         fetched = _size(r.fetched) + (f" (+{_size(r.resumed)} resumed)" if r.resumed else "") if r.fetched else ""
-        table.add_row(escape(r.path), r.status, _size(r.size), fetched, speed, (r.sha256 or "")[:16],
-                      r.trust, escape(r.url or ""))
-    return table
+        rows.append([r.path, r.status, _size(r.size), fetched, speed, (r.sha256 or "")[:16], r.trust, r.url or ""])
+    _print_table(f"{report.artifact}: {len(report.results)} files",
+                 ["file", "status", "size", "fetched", "speed", "sha256", "trust", "source"], rows)
 
 
 @app.command()
@@ -573,7 +578,7 @@ def pull(
                                "materialized": str(report.materialized) if report.materialized else None,
                                "files": [asdict(r) for r in report.results]}, indent=2))
     else:
-        _console().print(_pull_table(report))
+        _print_pull(report)
         for r in report.first_use:
             typer.echo(f"first use: {r.path} sha256 {r.sha256} recorded; later pulls and `bertvault verify` hold "
                        f"the file to it")
@@ -606,16 +611,10 @@ def verify(
     if as_json:
         typer.echo(json.dumps([asdict(c) for c in checks], indent=2))
     else:
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(title=f"{len(checks)} files checked", title_justify="left")
-        for column in ("artifact", "file", "status", "size", "speed", "detail"):
-            table.add_column(column, overflow="fold")
-        for c in checks:
-            speed = f"{_size(c.size / c.seconds)}/s" if c.seconds else ""
-            table.add_row(c.artifact, escape(c.path), c.status, _size(c.size), speed, escape(c.detail))
-        _console().print(table)
+        _print_table(f"{len(checks)} files checked", ["artifact", "file", "status", "size", "speed", "detail"], [
+            [c.artifact, c.path, c.status, _size(c.size), f"{_size(c.size / c.seconds)}/s" if c.seconds else "", c.detail]
+            for c in checks
+        ])
     error = failures(checks)
     if error is not None:
         raise error
@@ -657,15 +656,10 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON fo
     if as_json:
         typer.echo(json.dumps({"artifacts": rows, "bytes": sizes}, indent=2))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(rows)} cached artifacts", title_justify="left")
-    for column in ("name", "files", "size", "complete", "trust", "updated"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(r["name"], str(r["files"]), _size(r["size"]), "yes" if r["complete"] else "no", r["trust"],
-                      r["updated"] or "")
-    _console().print(table)
+    _print_table(f"{len(rows)} cached artifacts", ["name", "files", "size", "complete", "trust", "updated"], [
+        [r["name"], str(r["files"]), _size(r["size"]), "yes" if r["complete"] else "no", r["trust"], r["updated"] or ""]
+        for r in rows
+    ])
     typer.echo(", ".join(f"{k}: {_size(v)}" for k, v in sizes.items()))
 
 
