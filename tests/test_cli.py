@@ -69,6 +69,18 @@ def test_list_table_marks_user_entries(tmp_path, monkeypatch) -> None:
     assert "my-bert (user)" in result.output and "multi_cased_L-12_H-768_A-12" in result.output
 
 
+def test_tables_in_a_pipe_are_plain_aligned_columns(tmp_path, monkeypatch) -> None:
+    (tmp_path / "m.toml").write_text(GOOD)
+    monkeypatch.setenv("BERTVAULT_MANIFESTS", str(tmp_path / "m.toml"))
+    lines = invoke("list").output.splitlines()  # CliRunner's stdout is not a terminal
+    assert lines[0].endswith(" artifacts") and lines[1].split() == ["name", "kind", "format", "architecture", "size",
+                                                                     "pinned", "cached"]
+    assert not any(set(line) & set("│┃─━┏┗") for line in lines)
+    kind_at = lines[1].index("kind")
+    mine = next(line for line in lines if line.startswith("my-bert (user)"))
+    assert mine[kind_at:].startswith("checkpoint")  # one row a line, columns aligned under their header
+
+
 def test_info_json() -> None:
     data = json.loads(invoke("info", "bert-large-original", "--json").output)
     assert data["vocab_from"] == "bert-large-uncased"
