@@ -30,7 +30,7 @@ class Progress:
         self.finished = False   # every byte is written (size may then be known only now)
         self.aborted = False
         self.size: int | None = None
-        self.hashed = 0  # set by the hasher as it goes
+        self.hashed = 0  # bytes the hasher has hashed, in order; only the hasher writes it
         self.received = 0  # bytes added in this attempt
         self._idle = 0.0  # seconds the hasher has waited for bytes to hash: the download is the bottleneck
         self._waiting_since: float | None = None
@@ -52,7 +52,7 @@ class Progress:
             return self.written.prefix() >= cursor
 
     def hashing(self) -> bool:
-        """True while the hasher has written bytes it has not hashed yet (it is busy, not waiting)."""
+        """True while written bytes wait to be hashed (the hasher is busy, not waiting for bytes)."""
         with self.cond:
             return self.written.prefix() > self.hashed
 
@@ -93,9 +93,13 @@ class Hasher(threading.Thread):
         super().__init__(name="hasher", daemon=True)
         self.fd, self.direct_fd, self.progress, self.block = fd, direct_fd, progress, block
         self.hashers = {algo: HASHERS[algo]() for algo in sorted(algos)}
-        self.hashed = 0
         self.error: BaseException | None = None
         self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def hashed(self) -> int:
+        """Bytes hashed so far (kept in Progress, where the connections look at it)."""
+        return self.progress.hashed
 
     def run(self) -> None:
         if len(self.hashers) > 1:
@@ -162,8 +166,7 @@ class Hasher(threading.Thread):
         first.update(data)  # the others on threads of their own (a server's md5 beside our sha256)
         for future in waiting:
             future.result()
-        self.hashed += len(data)
-        self.progress.hashed = self.hashed
+        self.progress.hashed += len(data)
 
     def result(self, size: int) -> dict[str, str]:
         self.join()

@@ -178,8 +178,8 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
             if not want_crc:
                 return None, 0
             # mapped, not read: the CRC runs over the page cache itself, with no copy
-            bytes_ = map_array(source(path), offset, np.dtype(np.uint8), (job.nbytes,), what=str(path))
-            return None, crc32(memoryview(bytes_))
+            mapped = map_array(source(path), offset, np.dtype(np.uint8), (job.nbytes,), what=str(path))
+            return None, crc32(memoryview(mapped))
         raw = bytes_of(job.produce())
         if len(raw) != job.nbytes:
             raise ConversionError(f"a tensor produced {len(raw)} bytes where {job.nbytes} were planned")
