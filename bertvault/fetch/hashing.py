@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from bertvault.fetch.buffers import align_down, align_up, aligned
+from bertvault.fetch.buffers import ALIGN, align_down, align_up, aligned
 from bertvault.fetch.digests import HASHERS
 from bertvault.fetch.ranges import RangeSet
 
@@ -136,7 +136,7 @@ class Hasher(threading.Thread):
                 progress.wait_for_bytes()
 
     def _follow(self) -> None:
-        scratch = aligned(self.block + 2 * 4096)
+        scratch = aligned(self.block + 2 * ALIGN)  # room to widen a read to aligned ends
         while (step := self._next()) is not None:
             if isinstance(step, int):
                 self._update(self._read_back(scratch, step))
@@ -161,11 +161,7 @@ class Hasher(threading.Thread):
         return scratch[self.hashed - start: min(n, stop - start)]
 
     def _update(self, data: memoryview) -> None:
-        first, *others = self.hashers.values()
-        waiting = [self._pool.submit(h.update, data) for h in others] if self._pool else []
-        first.update(data)  # the others on threads of their own (a server's md5 beside our sha256)
-        for future in waiting:
-            future.result()
+        update_all(list(self.hashers.values()), data, self._pool)
         self.progress.hashed += len(data)
 
     def result(self, size: int) -> dict[str, str]:
@@ -177,26 +173,35 @@ class Hasher(threading.Thread):
         return {algo: h.hexdigest() for algo, h in self.hashers.items()}
 
 
+def update_all(hashers: list, data: memoryview, pool: ThreadPoolExecutor | None) -> None:
+    """Feed `data` to every hasher: the first on this thread, the others on `pool` at the same time
+    (hashlib releases the GIL, so a server's md5 costs no time beside our sha256)."""
+    first, *others = hashers
+    waiting = [pool.submit(h.update, data) for h in others] if pool is not None else []
+    first.update(data)
+    for future in waiting:
+        future.result()
+
+
 class Stopped(Exception):
     """hash_file was asked to stop (its result is no longer wanted)."""
 
 
 def hash_file(path: os.PathLike, algos: set[str], block: int = 8 << 20,
               stop: threading.Event | None = None) -> dict[str, str]:
-    """Hash a whole file with each algorithm, reading it once. With several algorithms each block
-    is hashed by one thread per algorithm at the same time (hashlib releases the GIL). Setting
-    `stop` (from another thread) ends the reading with Stopped."""
+    """Hash a whole file with each algorithm, reading it once; with several, each block is hashed
+    by all of them at the same time (update_all). Setting `stop` (from another thread) ends the
+    reading with Stopped, whatever the number of algorithms."""
     hashers = {algo: HASHERS[algo]() for algo in algos}
     buffer = memoryview(bytearray(block))
-    with open(path, "rb", buffering=0) as f:
-        if len(hashers) == 1:
-            (hasher,) = hashers.values()
+    pool = ThreadPoolExecutor(len(hashers) - 1) if len(hashers) > 1 else None
+    try:
+        with open(path, "rb", buffering=0) as f:
             while n := f.readinto(buffer):
                 if stop is not None and stop.is_set():
                     raise Stopped(str(path))
-                hasher.update(buffer[:n])
-        else:
-            with ThreadPoolExecutor(len(hashers)) as pool:
-                while n := f.readinto(buffer):
-                    list(pool.map(lambda h, block=buffer[:n]: h.update(block), hashers.values()))
+                update_all(list(hashers.values()), buffer[:n], pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return {algo: h.hexdigest() for algo, h in hashers.items()}

@@ -160,9 +160,10 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
     zip entry records).
 
     Worker threads produce (read, transpose, cast, CRC) up to `workers` + 1 tensors ahead; this
-    thread writes them, in file order, and copies the unchanged ones while their CRC is computed. One writer, because a filesystem serialises buffered writes
+    thread writes them, in file order. One writer, because a filesystem serialises buffered writes
     to one file anyway (ext4 holds the inode lock), and spinning on that lock only burns CPU. A job
-    whose bytes lie unchanged in an input file is copied file to file, never mapped or produced."""
+    whose bytes lie unchanged in an input file is copied file to file, never produced, while a
+    worker computes its CRC over a mapping of the input."""
     sources: dict[Path, int] = {}
     lock = threading.Lock()
 
