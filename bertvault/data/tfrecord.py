@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import google_crc32c
+import crc32c
 import numpy as np
 
 from bertvault.errors import DataError
@@ -35,7 +35,7 @@ _MASK_DELTA = 0xA282EAD8
 
 
 def masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
+    crc = crc32c.crc32c(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 

@@ -21,24 +21,16 @@ from dataclasses import dataclass
 HEX_LENGTH = {"sha256": 64, "sha512": 128, "md5": 32, "crc32c": 8}
 
 
-class _Crc32c:
-    """google-crc32c behind hashlib's interface (its C extension takes bytes only, hence a copy)."""
+def _crc32c():
+    """crc32c's hasher (hashlib's interface), imported only when a file is checked against one."""
+    import crc32c
 
-    def __init__(self) -> None:
-        import google_crc32c
-
-        self._sum = google_crc32c.Checksum()
-
-    def update(self, data) -> None:
-        self._sum.update(bytes(data))
-
-    def hexdigest(self) -> str:
-        return self._sum.digest().hex()
+    return crc32c.CRC32CHash()
 
 
 def _crc32c_available() -> bool:
     try:
-        import google_crc32c  # noqa: F401
+        import crc32c  # noqa: F401
     except ImportError:
         return False
     return True
@@ -48,7 +40,7 @@ HASHERS: dict[str, Callable[[], object]] = {
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
     "md5": lambda: hashlib.md5(usedforsecurity=False),
-    "crc32c": _Crc32c,
+    "crc32c": _crc32c,
 }
 
 

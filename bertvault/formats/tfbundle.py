@@ -191,13 +191,9 @@ class BundleReader:
 
 
 def _crc_ok(array: np.ndarray, masked: int) -> bool:
-    try:
-        import google_crc32c
-    except ImportError:  # verification needs the gcs extra; the size checks still hold
-        return True
-    frozen = array.reshape(-1).view(np.uint8)
-    frozen.flags.writeable = False  # the C extension takes read-only buffers only
-    return google_crc32c.value(frozen) == _unmask(masked)
+    import crc32c  # ~12 GB/s with SSE4.2, and it lets go of the GIL: the other worker and the writer go on
+
+    return crc32c.crc32c(array.reshape(-1).view(np.uint8)) == _unmask(masked)
 
 
 def _check_data_files(prefix: Path, files: list[Path], entries: dict[str, BundleEntry]) -> None:
