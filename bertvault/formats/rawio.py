@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - the same values, slower
     from zlib import crc32
 
 WORKERS = min(2, os.cpu_count() or 1)
+AHEAD_BYTES = 64 << 20  # produced and not yet written, at most (plus the tensor that crosses it)
 
 
 def map_array(fd: int, offset: int, dtype: np.dtype, shape: tuple[int, ...], *, what: str) -> np.ndarray:
@@ -159,9 +160,10 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
     """Write each job's bytes at its offset; with `want_crc`, return each one's zlib CRC-32 (what a
     zip entry records).
 
-    Worker threads produce (read, transpose, cast, CRC) up to `workers` + 1 tensors ahead; this
-    thread writes them, in file order. One writer, because a filesystem serialises buffered writes
-    to one file anyway (ext4 holds the inode lock), and spinning on that lock only burns CPU. A job
+    Worker threads produce (read, transpose, cast, CRC) up to AHEAD_BYTES ahead (at least
+    `workers` + 1 tensors); this thread writes them, in file order. One writer, because a
+    filesystem serialises buffered writes to one file anyway (ext4 holds the inode lock), and
+    spinning on that lock only burns CPU. A job
     whose bytes lie unchanged in an input file is copied file to file, never produced, while a
     worker computes its CRC over a mapping of the input."""
     sources: dict[Path, int] = {}
@@ -196,13 +198,19 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
     crcs: list[int | Future] = []
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bertvault-produce") if workers > 1 else None
     pending: deque[Future] = deque()
+    submitted, ahead = 0, 0  # jobs handed to the workers; bytes of those not yet written
     try:
         for k, job in enumerate(jobs):
             if pool is None:
                 raw, crc = prepare(job)
             else:
-                while len(pending) <= workers and k + len(pending) < len(jobs):
-                    pending.append(pool.submit(prepare, jobs[k + len(pending)]))
+                # ahead by bytes, not by count: a window of a few jobs fills with biases and
+                # LayerNorms, and a worker would idle beside the next big kernel
+                while submitted < len(jobs) and (submitted - k <= workers or ahead < AHEAD_BYTES):
+                    pending.append(pool.submit(prepare, jobs[submitted]))
+                    ahead += jobs[submitted].nbytes
+                    submitted += 1
+                ahead -= job.nbytes
                 if job.region is not None:  # a copy needs nothing produced: it runs while its CRC does
                     crcs.append(pending.popleft())
                     write(job, None)

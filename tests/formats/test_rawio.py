@@ -95,3 +95,28 @@ def test_a_failing_job_stops_the_rest(tmp_path):
     finally:
         os.close(fd)
     assert len(started) < 10  # the queued jobs were cancelled, not run
+
+
+def test_workers_run_ahead_by_bytes_past_a_run_of_small_tensors(tmp_path):
+    """A tensor that takes long (a big transpose) does not leave the other worker idle behind a few
+    biases: the tensor after them is produced meanwhile, up to AHEAD_BYTES ahead."""
+    later_started = threading.Event()
+    seen: list[bool] = []
+
+    def slow():
+        seen.append(later_started.wait(2))
+        return np.zeros(4, dtype=np.uint8)
+
+    def later():
+        later_started.set()
+        return np.ones(4, dtype=np.uint8)
+
+    small = [rawio.Placed(4 * k, 4, lambda: np.zeros(4, dtype=np.uint8)) for k in range(1, 6)]
+    jobs = [rawio.Placed(0, 4, slow), *small, rawio.Placed(24, 4, later)]
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+    try:
+        rawio.write_placed(fd, jobs, workers=2)
+    finally:
+        os.close(fd)
+    assert seen == [True]
+    assert (tmp_path / "out").read_bytes() == bytes(24) + b"\x01" * 4
