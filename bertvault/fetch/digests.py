@@ -28,14 +28,6 @@ def _crc32c():
     return crc32c.CRC32CHash()
 
 
-def _crc32c_available() -> bool:
-    try:
-        import crc32c  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 HASHERS: dict[str, Callable[[], object]] = {
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
@@ -45,7 +37,7 @@ HASHERS: dict[str, Callable[[], object]] = {
 
 
 def can_compute(algo: str) -> bool:
-    return algo in HASHERS and (algo != "crc32c" or _crc32c_available())
+    return algo in HASHERS
 
 
 def _b64_hex(value: str, algo: str) -> dict[str, str]:

@@ -163,9 +163,9 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
     Worker threads produce (read, transpose, cast, CRC) up to AHEAD_BYTES ahead (at least
     `workers` + 1 tensors); this thread writes them, in file order. One writer, because a
     filesystem serialises buffered writes to one file anyway (ext4 holds the inode lock), and
-    spinning on that lock only burns CPU. A job
-    whose bytes lie unchanged in an input file is copied file to file, never produced, while a
-    worker computes its CRC over a mapping of the input."""
+    spinning on that lock only burns CPU. A job whose bytes lie unchanged in an input file is
+    copied file to file, never produced, while a worker computes its CRC over a mapping of the
+    input."""
     sources: dict[Path, int] = {}
     lock = threading.Lock()
 
