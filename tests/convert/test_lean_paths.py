@@ -42,10 +42,11 @@ def test_byte_moving_conversions_import_nothing_heavy(sources, tmp_path, label, 
 def test_checking_a_read_tf1_checkpoint_does_not_import_tensorflow(sources, tmp_path):
     """The TF1 graph witness reads the source with bertvault's CRC-checked reader; TensorFlow
     (seconds to import) is not needed to read a checkpoint, only to write one."""
-    probe = PROBE.replace("check=False", "check=True").replace('"tensors": result.tensors',
-                                                               '"tensors": result.tensors, "oracle": result.check.oracle')
-    done = subprocess.run([sys.executable, "-c", probe, str(sources("tf1")), "safetensors", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300, check=False)
+    probe = PROBE.replace("check=False", "check=True")
+    tensors = '"tensors": result.tensors'
+    probe = probe.replace(tensors, f'{tensors}, "oracle": result.check.oracle')
+    command = [sys.executable, "-c", probe, str(sources("tf1")), "safetensors", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["heavy"] == ["torch", "transformers"]
