@@ -21,7 +21,13 @@ class BertvaultError(Exception):
 
 
 class ManifestError(BertvaultError):
-    """A manifest is malformed, or a name is unknown or ambiguous; bad command-line input."""
+    """A manifest is malformed, or a name is unknown or ambiguous."""
+
+    exit_code = 2
+
+
+class UsageError(BertvaultError):
+    """The command line asks for something that cannot be done as given (a bad option value)."""
 
     exit_code = 2
 
@@ -60,6 +66,12 @@ class TrainingError(BertvaultError):
     """A training or finetuning run cannot start or continue as configured."""
 
     exit_code = 8
+
+
+class UploadError(BertvaultError):
+    """A push to a bucket or the Hub did not complete (what was uploaded is resumed next time)."""
+
+    exit_code = 9
 
 
 def raise_if(problems: list[str], error: type[BertvaultError] = ManifestError) -> None:
