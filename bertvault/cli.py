@@ -29,6 +29,7 @@ import typer
 
 from bertvault import __version__
 from bertvault.errors import BertvaultError
+from bertvault.sizes import format_size, parse_size
 
 log = logging.getLogger("bertvault")
 
@@ -130,16 +131,6 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     typer.echo("\n".join(lines))
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return "?"
-
-
 def _registry():
     from bertvault.registry import load_registry
 
@@ -167,7 +158,7 @@ def list_(
     if problems:
         raise ManifestError(problems)
 
-    from bertvault.registry.describe import select
+    from bertvault.cache.catalog import select
 
     rows = select(_registry(), kind, format)
     if as_json:
@@ -175,7 +166,7 @@ def list_(
         return
     _print_table(f"{len(rows)} artifacts", ["name", "kind", "format", "architecture", "size", "pinned", "cached"], [
         [row["name"] + (" (user)" if row["user_override"] or not row["builtin"] else ""), row["kind"], row["format"],
-         row["architecture"] or "", _size(row["size"]), row["pinned"], "yes" if row["cached"] else ""]
+         row["architecture"] or "", format_size(row["size"]), row["pinned"], "yes" if row["cached"] else ""]
         for row in rows
     ])
 
@@ -194,7 +185,7 @@ def info(
     if Path(name).exists():
         _show_provenance(Path(name), as_json)
         return
-    from bertvault.registry.describe import details
+    from bertvault.cache.catalog import details
 
     data = details(_registry(), name)
     if as_json:
@@ -213,7 +204,7 @@ def info(
         "license": data["license"],
         "vocab from": data["vocab_from"],
         "same weights as": ", ".join(data["same_weights_as"]),
-        "size": _size(data["size"]),
+        "size": format_size(data["size"]),
         "pinned": data["pinned"],
         "cached": "yes" if data["cached"] else "no",
         "cache folder": data["cache_dir"],
@@ -225,7 +216,7 @@ def info(
     rows = []
     for f in data["files"]:
         path = f["path"] + (" (optional)" if f.get("optional") else "") + (f" [{f['archive']}]" if f.get("archive") else "")
-        rows.append([path, _size(f.get("size")), f.get("sha256", "not pinned"), "\n".join(f["urls"])])
+        rows.append([path, format_size(f.get("size")), f.get("sha256", "not pinned"), "\n".join(f["urls"])])
     _print_table("files", ["path", "size", "sha256", "mirrors"], rows)
 
 
@@ -364,6 +355,13 @@ def prepare(
                             examples=fields["examples"] + examples)
 
         header = prep.run(plan, report)
+    if plan.remote:
+        import shutil
+
+        from bertvault.push import push as push_
+
+        push_(str(plan.out), plan.remote)
+        shutil.rmtree(plan.out, ignore_errors=True)
     counts = header["counts"]
     random_share = counts["random_next"] / max(1, counts["examples"])
     typer.echo(
@@ -524,9 +522,9 @@ def _stderr_console():
 def _print_pull(report) -> None:
     rows = []
     for r in report.results:
-        speed = f"{_size(r.fetched / r.seconds)}/s" if r.fetched and r.seconds else ""
-        fetched = _size(r.fetched) + (f" (+{_size(r.resumed)} resumed)" if r.resumed else "") if r.fetched else ""
-        rows.append([r.path, r.status, _size(r.size), fetched, speed, (r.sha256 or "")[:16], r.trust, r.url or ""])
+        speed = f"{format_size(r.fetched / r.seconds)}/s" if r.fetched and r.seconds else ""
+        fetched = format_size(r.fetched) + (f" (+{format_size(r.resumed)} resumed)" if r.resumed else "") if r.fetched else ""
+        rows.append([r.path, r.status, format_size(r.size), fetched, speed, (r.sha256 or "")[:16], r.trust, r.url or ""])
     _print_table(f"{report.artifact}: {len(report.results)} files",
                  ["file", "status", "size", "fetched", "speed", "sha256", "trust", "source"], rows)
 
@@ -567,11 +565,11 @@ def pull(
     """
     from dataclasses import asdict
 
-    from bertvault.fetch.options import PullOptions, parse_size
+    from bertvault.fetch.options import PullOptions
     from bertvault.fetch.pull import pull as run_pull
 
     options = PullOptions(include=tuple(include or ()), to=to, offline=offline, jobs=jobs, connections=connections,
-                          chunk_size=None if chunk_size == "auto" else parse_size(chunk_size), retries=retries, retry_wait=retry_wait,
+                          chunk_size=None if chunk_size == "auto" else parse_size(chunk_size, "--chunk-size"), retries=retries, retry_wait=retry_wait,
                           stall_timeout=stall_timeout, fsync=fsync)
     report = run_pull(name, options, _progress_reporter("none" if as_json else progress, log_every))
     if as_json:
@@ -613,7 +611,7 @@ def verify(
         typer.echo(json.dumps([asdict(c) for c in checks], indent=2))
     else:
         _print_table(f"{len(checks)} files checked", ["artifact", "file", "status", "size", "speed", "detail"], [
-            [c.artifact, c.path, c.status, _size(c.size), f"{_size(c.size / c.seconds)}/s" if c.seconds else "", c.detail]
+            [c.artifact, c.path, c.status, format_size(c.size), f"{format_size(c.size / c.seconds)}/s" if c.seconds else "", c.detail]
             for c in checks
         ])
     error = failures(checks)
@@ -658,10 +656,10 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON fo
         typer.echo(json.dumps({"artifacts": rows, "bytes": sizes}, indent=2))
         return
     _print_table(f"{len(rows)} cached artifacts", ["name", "files", "size", "complete", "trust", "updated"], [
-        [r["name"], str(r["files"]), _size(r["size"]), "yes" if r["complete"] else "no", r["trust"], r["updated"] or ""]
+        [r["name"], str(r["files"]), format_size(r["size"]), "yes" if r["complete"] else "no", r["trust"], r["updated"] or ""]
         for r in rows
     ])
-    typer.echo(", ".join(f"{k}: {_size(v)}" for k, v in sizes.items()))
+    typer.echo(", ".join(f"{k}: {format_size(v)}" for k, v in sizes.items()))
 
 
 @cache_app.command("rm")
@@ -675,7 +673,7 @@ def cache_rm(name: Annotated[str, typer.Argument(help="Cached artifact to forget
     registry = _registry()
     name = registry.get(name).name if name in registry else name
     done = remove(name)
-    typer.echo(f"removed {name}: {done['blobs_removed']} blobs, {_size(done['bytes_freed'])} freed")
+    typer.echo(f"removed {name}: {done['blobs_removed']} blobs, {format_size(done['bytes_freed'])} freed")
 
 
 @cache_app.command("gc")
@@ -693,21 +691,7 @@ def cache_gc(
     verb = "would remove" if dry_run else "removed"
     typer.echo(f"{verb} {len(report.blobs)} orphan blobs, {len(report.partials)} partial downloads, "
                f"{len(report.quarantined)} quarantined files, {len(report.leftovers)} leftovers: "
-               f"{_size(report.bytes_freed)}")
-
-
-def _parse_size(text: str | None) -> int | None:
-    from bertvault.errors import ManifestError
-
-    if text is None:
-        return None
-    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-    number = text.strip().upper()
-    digits = number.rstrip("KMGIB")
-    try:
-        return int(float(digits) * units[number[len(digits):]])
-    except (KeyError, ValueError):
-        raise ManifestError(f"--max-shard-size {text!r}: expected a size such as 2GB or 500MB") from None
+               f"{format_size(report.bytes_freed)}")
 
 
 @app.command("convert")
@@ -749,11 +733,11 @@ def convert_(
     try:
         result = convert(source, to, out=out, dtype=dtype, from_format=from_format, force=force, check=check,
                          config=config, vocab=vocab, drop_heads=drop_heads,
-                         max_shard_size=_parse_size(max_shard_size))
+                         max_shard_size=None if max_shard_size is None else parse_size(max_shard_size, "--max-shard-size"))
     finally:
         signal.signal(signal.SIGTERM, previous)
     typer.echo(f"converted {result.source_format} -> {result.target_format}: {result.tensors} tensors, "
-               f"{_size(result.bytes)} in {result.seconds:.1f} s")
+               f"{format_size(result.bytes)} in {result.seconds:.1f} s")
     typer.echo(f"  written: {result.out}")
     for reason, keys in result.dropped.items():
         typer.echo(f"  dropped {len(keys)}: {reason} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})")
@@ -850,7 +834,7 @@ def push(
     from bertvault.push import push as push_
 
     result = push_(source, dest)
-    typer.echo(f"pushed {len(result.files)} files ({_size(result.bytes)}) to {result.destination}"
+    typer.echo(f"pushed {len(result.files)} files ({format_size(result.bytes)}) to {result.destination}"
                + (f"\n{result.link}" if result.link else ""))
 
 

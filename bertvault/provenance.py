@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import sys
-import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bertvault import __version__
+from bertvault.io.atomic import write_file
+from bertvault.sources import Source
 
 RECORD = "provenance.json"
 
@@ -87,22 +87,24 @@ def start_describe(source: str | Path, artifact: str | None = None, root: Path |
     return Describing(source, artifact, root)
 
 
-def describe(source: str | None) -> dict:
-    """describe_source for what a user typed: a path, a registered name (its cache view) or a URL."""
-    if not source or source == "scratch":
+def located(source: Source, read: Path | None = None) -> tuple[str, str | None, Path]:
+    """(what the user typed, the registered name, what to hash) for a resolved source; `read` is
+    the file, TF prefix or folder a reader took (a TF prefix names no file: its folder is hashed)."""
+    root = source.path if read is None else read if read.exists() else read.parent
+    return source.text, source.artifact.name if source.artifact else None, root
+
+
+def describe(source: Source | str | None) -> dict:
+    """describe_source for a resolved source (a glob of data files: every match); a bare string
+    is a source with nothing to hash (`scratch`)."""
+    if not isinstance(source, Source):
         return {"source": source or "none"}
-    if Path(source).expanduser().exists():
-        return describe_source(Path(source).expanduser())
-    matches = sorted(Path(p) for p in glob.glob(str(Path(source).expanduser())))
-    if matches:  # a glob of data files
-        entry: dict = {"source": source, "files": {}}
-        for match in matches:
+    if source.is_pattern:
+        entry: dict = {"source": source.text, "files": {}}
+        for match in sorted(Path(p) for p in glob.glob(str(source.path))):
             entry["files"].update(describe_source(match).get("files", {}))
         return entry
-    from bertvault.sources import resolve
-
-    resolved = resolve(source)
-    return describe_source(source, resolved.artifact.name if resolved.artifact else None, resolved.path)
+    return describe_source(*located(source))
 
 
 def write_record(output: Path, step: str, sources: list[dict], **details: object) -> Path:
@@ -115,16 +117,13 @@ def write_record(output: Path, step: str, sources: list[dict], **details: object
         "sources": sources,
         **details,
     }
-    target = record_path(output)
-    fd, tmp = tempfile.mkstemp(prefix=".provenance-", dir=target.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        json.dump(record, stream, indent=2, default=str)
-    os.replace(tmp, target)
-    return target
+    return write_file(record_path(output), json.dumps(record, indent=2, default=str))
 
 
 def read_record(output: Path) -> dict | None:
+    """The record of an output bertvault wrote; None when there is none or it is not a JSON object."""
     try:
-        return json.loads(record_path(output).read_text(encoding="utf-8"))
+        record = json.loads(record_path(output).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None

@@ -140,7 +140,7 @@ def sha256_of(path: Path, stop: threading.Event | None = None) -> str:
     known = view_digest(path, before) or lookup(path, before)
     if known is not None:
         return known
-    from bertvault.fetch.hashing import hash_file
+    from bertvault.io.hashing import hash_file
 
     digest = hash_file(path, {"sha256"}, stop=stop)["sha256"]
     remember(path, digest, before)

@@ -71,7 +71,7 @@ BLOB_GRACE_SECONDS = 120  # a blob this young may belong to a pull that has not 
 def gc(*, partial_age_days: float = 7.0, dry_run: bool = False) -> GcReport:
     """Drop orphan blobs, partial downloads untouched for `partial_age_days` (and not in use),
     quarantined files, staging folders of dead processes, and remembered digests of deleted files."""
-    from bertvault.fetch.partial import stale
+    from bertvault.cache.partial import stale
 
     report = GcReport()
     keep = referenced()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from filelock import FileLock, Timeout
 
 from bertvault.cache import layout
-from bertvault.cache.owners import HOST, pid_alive
+from bertvault.io.owners import HOST, pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from bertvault.cache import layout
-from bertvault.cache.owners import new_tag
+from bertvault.io.owners import new_tag
 
 
 def now() -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bertvault.cache import layout
-from bertvault.cache.owners import new_tag
+from bertvault.io.owners import new_tag
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bertvault.cache import layout
-from bertvault.cache.owners import is_stale, new_tag
 from bertvault.cache.store import place
+from bertvault.io.owners import is_stale, new_tag
 
 log = logging.getLogger(__name__)
 

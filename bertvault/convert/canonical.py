@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 from bertvault import formats
 from bertvault.convert import config as configs
-from bertvault.convert.detect import Located, locate, tf_prefix
 from bertvault.convert.engine import ReadReport, plan_read
 from bertvault.convert.keymap import load_keymap
 from bertvault.convert.ops import padded_vocab
 from bertvault.convert.schema import load_schema
-from bertvault.convert.tensors import LazyTensor
 from bertvault.errors import ConversionError
+from bertvault.formats.detect import Opened
+from bertvault.formats.tensors import LazyTensor
+from bertvault.sources import Source, resolve
 
 if TYPE_CHECKING:
     from bertvault.registry.schema import Artifact
@@ -38,6 +39,7 @@ class Canonical:
     source: Path | None = None  # what the reader took: a file, a TF prefix or a folder
     artifact: str | None = None  # the registered name it came from
     closers: list[Callable[[], None]] = field(default_factory=list)
+    origin: Source | None = None  # what the user named, resolved (None for a model in memory)
 
     @property
     def format(self) -> str:
@@ -57,7 +59,7 @@ class Canonical:
 
     def state_dict(self, dtype=None) -> dict:
         """torch tensors under canonical names, the tied aliases sharing their owner's tensor."""
-        from bertvault.convert.tensors import numpy_to_torch
+        from bertvault.formats.tensors import numpy_to_torch
 
         out = {name: numpy_to_torch(t.load()) for name, t in self.tensors.items()}
         if dtype is not None:
@@ -111,62 +113,30 @@ def _no_init_weights():
     return no_init_weights()
 
 
-def _config_for(located: Located, metadata: Mapping[str, str], artifact: Artifact | None,
-                override: Path | dict | None) -> tuple[dict, str]:
-    folder = located.folder
+def _config_for(opened: Opened, artifact: Artifact | None, override: Path | dict | None) -> tuple[dict, str]:
+    folder = opened.folder
+    metadata = opened.tensors.metadata
     if isinstance(override, dict):
         return configs.normalize(override, "the given config"), "the given config"
     if override is not None:
         return configs.read_config_file(Path(override)), str(override)
     if "bertvault.config" in metadata:
         try:
-            return configs.normalize(json.loads(metadata["bertvault.config"]), str(located.weights)), "file metadata"
+            value = json.loads(metadata["bertvault.config"])
         except json.JSONDecodeError:
-            raise ConversionError(f"{located.weights}: its bertvault.config metadata is not JSON") from None
+            raise ConversionError(f"{opened.weights}: its bertvault.config metadata is not JSON") from None
+        if not isinstance(value, dict):
+            raise ConversionError(f"{opened.weights}: its bertvault.config metadata is not a JSON object")
+        return configs.normalize(value, str(opened.weights)), "file metadata"
     for name in ("config.json", "bert_config.json"):
         if (folder / name).is_file():
             return configs.read_config_file(folder / name), str(folder / name)
     if artifact is not None and artifact.architecture is not None:
         return configs.from_architecture(artifact.architecture, f"manifest of {artifact.name}"), "manifest"
     raise ConversionError(
-        f"no config for {located.weights}: no config.json or bert_config.json in {folder} and no registered "
+        f"no config for {opened.weights}: no config.json or bert_config.json in {folder} and no registered "
         "architecture; pass --config FILE"
     )
-
-
-def _find_file(folder: Path, name: str) -> Path | None:
-    if (folder / name).is_file():
-        return folder / name
-    found = sorted(folder.glob(f"*/{name}"))
-    return found[0] if len(found) == 1 else None
-
-
-def _vocab_for(located: Located, artifact: Artifact | None, override: Path | None) -> Path | None:
-    if override is not None:
-        if not Path(override).is_file():
-            raise ConversionError(f"--vocab {override} does not exist")
-        return Path(override)
-    if (located.folder / "vocab.txt").is_file():
-        return located.folder / "vocab.txt"
-    if artifact is None:
-        return None
-    from bertvault.cache import layout
-
-    own = _find_file(layout.artifact_dir(artifact.name), "vocab.txt")
-    if own is not None:
-        return own
-    if artifact.vocab_from:
-        from bertvault.registry import load_registry
-
-        donor = load_registry().get(artifact.vocab_from).name
-        vocab = _find_file(layout.artifact_dir(donor), "vocab.txt") if layout.is_cached(donor) else None
-        if vocab is None:
-            raise ConversionError(
-                f"{artifact.name} has no vocab of its own and takes it from {donor}, which is not in the cache; "
-                f"run `bertvault pull {donor}` first"
-            )
-        return vocab
-    return None
 
 
 def count_tokens(vocab: Path) -> int:
@@ -176,52 +146,32 @@ def count_tokens(vocab: Path) -> int:
         raise ConversionError(f"cannot read {vocab}: {exc}") from None
 
 
-def _lowercase(located: Located, artifact: Artifact | None, vocab: Path | None) -> bool | None:
-    if artifact is not None and artifact.architecture is not None:
-        return not artifact.architecture.cased
-    tokenizer_config = located.folder / "tokenizer_config.json"
-    if tokenizer_config.is_file():
-        value = configs.read_json(tokenizer_config).get("do_lower_case")
-        if isinstance(value, bool):
-            return value
-    if vocab is None:
-        return None
-    # An uncased WordPiece vocab has no upper-case letters outside its [SPECIAL] tokens.
-    tokens = vocab.read_text(encoding="utf-8").splitlines()
-    return not any(t != t.lower() for t in tokens if not (t.startswith("[") and t.endswith("]")))
+def load_canonical(source: Source | str | Path, *, from_format: str | None = None,
+                   config: Path | dict | None = None, vocab: Path | None = None) -> Canonical:
+    """A checkpoint in the canonical form: a resolved Source, or a path or registered name (resolved here).
+
+    The Source's tensors are taken over (the Canonical closes them). Only names, shapes and dtypes
+    are read here; tensors are read when a writer or `state_dict` asks."""
+    if not isinstance(source, Source):
+        source = resolve(str(source), "checkpoint", from_format=from_format, vocab=vocab)
+    opened, artifact = source.checkpoint, source.artifact
+    assert opened is not None, "resolve(..., 'checkpoint') opens the weights"
+    try:
+        return _canonical(source, opened, artifact, config)
+    except BaseException:
+        opened.close()
+        raise
 
 
-def _resolve(source: str | Path) -> tuple[Path, Artifact | None]:
-    path = Path(source).expanduser()
-    if path.exists() or tf_prefix(path) is not None:
-        return path, None
-    from bertvault.sources import resolve
-
-    resolved = resolve(str(source))
-    return resolved.path, resolved.artifact
-
-
-def load_canonical(source: str | Path, *, from_format: str | None = None, config: Path | dict | None = None,
-                   vocab: Path | None = None) -> Canonical:
-    """Read a checkpoint (a path, or a registered name in the cache) into the canonical form.
-
-    Only names, shapes and dtypes are read here; tensors are read when a writer or `state_dict` asks.
-    """
-    path, artifact = _resolve(source)
-    fmt = from_format
-    if fmt is None and artifact is not None:
-        fmt = formats.FROM_MANIFEST.get(artifact.format)
-        if fmt is None:
-            raise ConversionError(f"{artifact.name} is a {artifact.format} artifact, not a checkpoint bertvault converts")
-    located = locate(path, fmt)
-    spec = formats.get(located.format)
-    tensors = spec.reader()(located.weights)
-    hf_config, origin = _config_for(located, tensors.metadata, artifact, config)
+def _canonical(source: Source, opened: Opened, artifact: Artifact | None, config: Path | dict | None) -> Canonical:
+    spec = formats.get(opened.format)
+    tensors = opened.tensors
+    hf_config, origin = _config_for(opened, artifact, config)
     if artifact is not None and artifact.architecture is not None and origin != "manifest":
         disagree = configs.disagreements(hf_config, artifact.architecture)
         if disagree:
             raise ConversionError([f"{artifact.name}: {d}" for d in disagree])
-    vocab_path = _vocab_for(located, artifact, vocab)
+    vocab_path = source.vocab
     tokens = count_tokens(vocab_path) if vocab_path else None
     if spec.name == "nvidia-pt" and tokens and hf_config["vocab_size"] == padded_vocab(tokens) != tokens:
         hf_config = {**hf_config, "vocab_size": tokens}  # the padded size of NVIDIA's config, trimmed
@@ -236,8 +186,8 @@ def load_canonical(source: str | Path, *, from_format: str | None = None, config
         report.dropped["training state, not weights"] = tensors.metadata["bertvault.training_state"].split(", ")
     for reason, keys in report.dropped.items():
         log.info("dropped %d key(s), %s: %s", len(keys), reason, ", ".join(keys[:4]))
-    return Canonical(canonical, hf_config, vocab_path, _lowercase(located, artifact, vocab_path), report,
-                     located.weights, artifact.name if artifact else None, [tensors.close])
+    return Canonical(canonical, hf_config, vocab_path, source.lowercase, report,
+                     opened.weights, artifact.name if artifact else None, [tensors.close], source)
 
 
 def from_state_dict(state_dict: Mapping, config: dict, vocab_path: Path | None = None,

@@ -1,4 +1,4 @@
-"""BERT configs: google-research/bert's bert_config.json <-> transformers' config.json.
+"""BERT configs: reading any config file into the canonical one (an HF config.json dict), checking it.
 
 The canonical config is an HF config.json dict. Google's file has no layer_norm_eps (modeling.py
 hard-codes 1e-12), no model_type and no architectures; HF adds them.
@@ -6,23 +6,19 @@ hard-codes 1e-12), no model_type and no architectures; HF adds them.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bertvault.errors import ConversionError
+from bertvault.formats import google_config
+from bertvault.formats.base import read_json
 
 if TYPE_CHECKING:
     from bertvault.registry.schema import Architecture
 
 log = logging.getLogger(__name__)
 
-GOOGLE_KEYS = (
-    "attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob", "hidden_size", "initializer_range",
-    "intermediate_size", "max_position_embeddings", "num_attention_heads", "num_hidden_layers",
-    "type_vocab_size", "vocab_size",
-)
 REQUIRED = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
     "max_position_embeddings", "type_vocab_size",
@@ -62,14 +58,7 @@ def normalize(config: dict, origin: str) -> dict:
 
 
 def from_google(config: dict, origin: str = "bert_config.json") -> dict:
-    extra = sorted(set(config) - set(GOOGLE_KEYS))
-    if extra:
-        log.info("%s: keeping fields transformers does not use: %s", origin, ", ".join(extra))
-    return normalize({**config, "layer_norm_eps": 1e-12, "model_type": "bert"}, origin)
-
-
-def to_google(config: dict) -> dict:
-    return {key: config[key] for key in GOOGLE_KEYS if key in config}
+    return normalize(google_config.to_hf(config, origin), origin)
 
 
 def from_architecture(arch: Architecture, origin: str) -> dict:
@@ -91,16 +80,6 @@ def disagreements(config: dict, arch: Architecture) -> list[str]:
     }
     return [f"{key} is {config.get(key)} in the config but {value} in the manifest" for key, value in pairs.items()
             if config.get(key) != value]
-
-
-def read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConversionError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConversionError(f"{path} is not a JSON object")
-    return data
 
 
 def read_config_file(path: Path) -> dict:

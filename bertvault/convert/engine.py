@@ -11,15 +11,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from bertvault.convert import ops as tensor_ops
 from bertvault.convert.keymap import KeyMap
 from bertvault.convert.schema import HEADS, load_schema, resolve_shape, shape_symbols
-from bertvault.convert.tensors import LazyTensor, is_float
 from bertvault.errors import ConversionError, raise_if
+from bertvault.formats.tensors import Entry, LazyTensor, is_float
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +42,6 @@ class ReadReport:
     @property
     def heads(self) -> list[str]:
         return [g for g in self.groups if g in HEADS]
-
-
-@dataclass
-class Entry:
-    """What a reader knows about one tensor before reading it."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    region: tuple[Path, int] | None = None  # (file, offset) where its bytes lie as they are, if they do
 
 
 def _tie_checked(owner: LazyTensor, alias: LazyTensor, owner_name: str, alias_name: str) -> LazyTensor:

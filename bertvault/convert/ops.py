@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from bertvault.convert.schema import resolve_shape
-from bertvault.convert.tensors import LazyTensor
+from bertvault.formats.tensors import LazyTensor
 
 
 class OpError(ValueError):

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bertvault import formats
-from bertvault.convert.atomic import atomic_output, refuse_existing
+from bertvault.convert import config as configs
 from bertvault.convert.canonical import Canonical, load_canonical
 from bertvault.convert.engine import plan_write
 from bertvault.convert.keymap import load_keymap
-from bertvault.convert.tensors import target_dtype
 from bertvault.errors import ConversionError
 from bertvault.formats.base import WriteJob
+from bertvault.formats.tensors import target_dtype
+from bertvault.io import space
+from bertvault.io.atomic import atomic_output
+from bertvault.sources import Source, resolve
 
 log = logging.getLogger(__name__)
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 @dataclass
@@ -35,14 +37,15 @@ class ConvertResult:
     check: object | None = None  # check.CheckResult
 
 
-def default_output(source: str | Path, canonical: Canonical, to: str) -> Path:
+def default_output(canonical: Canonical, to: str) -> Path:
     """A registered name: the cache's converted/<name>/<to>. A weights file: a file beside it when
     the target is a single-file format, else `<stem>-<to>/`. A folder or TF prefix: `<folder>-<to>/`."""
     if canonical.artifact is not None:
         from bertvault.cache import layout
 
         return layout.converted_dir(canonical.artifact, to)
-    weights = canonical.source or Path(source)
+    origin = canonical.origin
+    weights = canonical.source if canonical.source is not None else origin.path
     spec = formats.get(to)
     if weights.is_file():
         stem = weights.name.split(".")[0]
@@ -50,9 +53,24 @@ def default_output(source: str | Path, canonical: Canonical, to: str) -> Path:
             candidate = weights.with_name(stem + spec.file_suffixes[0])
             return candidate if candidate != weights else weights.with_name(f"{stem}-{to}{spec.file_suffixes[0]}")
         return weights.with_name(f"{stem}-{to}")
-    folder = Path(source).expanduser()
-    folder = folder if folder.is_dir() else weights.parent
+    folder = origin.path if origin.path.is_dir() else weights.parent
     return folder.parent / f"{folder.name}-{to}"
+
+
+def _refuse_existing(out: Path, force: bool) -> None:
+    if (out.exists() or out.is_symlink()) and not force:
+        kind = "folder" if out.is_dir() else "file"
+        raise ConversionError(f"output {kind} {out} exists; pass --force to replace it, or --out elsewhere")
+
+
+def _writable_place(out: Path) -> None:
+    """--out must be creatable: not below a regular file, not on a read-only disk."""
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConversionError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConversionError(f"--out {out}: cannot write in {parent} (read-only or no permission); "
+                              "choose another --out")
 
 
 def save_canonical(canonical: Canonical, out: Path, to: str, *, dtype: str = "keep", force: bool = False,
@@ -64,20 +82,28 @@ def save_canonical(canonical: Canonical, out: Path, to: str, *, dtype: str = "ke
     spec = formats.get(to)
     writer = spec.writer()
     single_file = bool(spec.file_suffixes) and out.suffix in spec.file_suffixes
-    refuse_existing(out, force)
+    _refuse_existing(out, force)
+    _writable_place(out)
     plan, left_out = plan_write(load_keymap(spec.keymap), canonical.tensors, canonical.config, drop_heads=drop_heads)
     cast = target_dtype(dtype)
     plan = [(name, tensor.cast(cast)) for name, tensor in plan]
     groups = [g for g in canonical.groups if g not in left_out]
-    from bertvault.convert import config as configs
-
     job = WriteJob(plan, configs.finalize(canonical.config, groups, canonical.report.num_labels),
                    canonical.vocab_path, canonical.lowercase,
                    {a: o for a, o in canonical.tied.items() if "mlm" in groups}, single_file, max_shard_size)
-    with atomic_output(out, force=force) as temp:
-        writer(temp, job)
-        if check is not None:
-            check(temp, single_file)
+    try:
+        with atomic_output(out, force=force) as temp:
+            writer(temp, job)
+            if check is not None:
+                check(temp, single_file)
+    except FileExistsError:
+        _refuse_existing(out, force)
+        raise
+    except OSError as exc:
+        if space.is_full(exc):
+            raise ConversionError(f"{space.no_space(out.parent)}: nothing was written; free some space or "
+                                  "write elsewhere with --out") from None
+        raise ConversionError(f"cannot write {out}: {exc.strerror or exc}") from None
     return len(plan), sum(t.nbytes for _, t in plan), left_out
 
 
@@ -93,7 +119,7 @@ def export_tf1(canonical: Canonical, out: Path, *, force: bool = False, dtype: s
     return out
 
 
-def convert(source: str | Path, to: str, *, out: Path | None = None, dtype: str = "keep",
+def convert(source: Source | str | Path, to: str, *, out: Path | None = None, dtype: str = "keep",
             from_format: str | None = None, force: bool = False, check: bool | None = None,
             config: Path | None = None, vocab: Path | None = None, drop_heads: bool = False,
             max_shard_size: int | None = None) -> ConvertResult:
@@ -106,19 +132,21 @@ def convert(source: str | Path, to: str, *, out: Path | None = None, dtype: str 
         raise ConversionError(f"cannot write {to}: it is read-only; write one of {', '.join(formats.WRITABLE)}")
     target_dtype(dtype)
     started = time.perf_counter()
-    canonical = load_canonical(source, from_format=from_format, config=config, vocab=vocab)
+    if not isinstance(source, Source):
+        source = resolve(str(source), "checkpoint", from_format=from_format, vocab=vocab)
+    canonical = load_canonical(source, config=config)
     from bertvault import provenance
 
     describing: provenance.Describing | None = None
     try:
         # the record's source hashes are read while the conversion runs, not after it
-        describing = provenance.start_describe(source, canonical.artifact, _source_root(source, canonical))
-        out = Path(out) if out is not None else default_output(source, canonical, to)
-        if out.suffix in WEIGHT_SUFFIXES and out.suffix not in spec.file_suffixes:
+        describing = provenance.start_describe(*provenance.located(source, canonical.source))
+        out = Path(out) if out is not None else default_output(canonical, to)
+        if out.suffix in formats.WEIGHT_SUFFIXES and out.suffix not in spec.file_suffixes:
             what = f"a {to} file ends in {' or '.join(spec.file_suffixes)}" if spec.file_suffixes else \
                 f"{to} is written as a folder"
             raise ConversionError(f"--out {out}: {what}")
-        refuse_existing(out, force)
+        _refuse_existing(out, force)
         source_keymap = formats.get(canonical.format).keymap
         if check is None:
             check = source_keymap != spec.keymap or dtype != "keep"
@@ -143,12 +171,6 @@ def convert(source: str | Path, to: str, *, out: Path | None = None, dtype: str 
                            canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))
     _record(result, describing.result(), dtype)
     return result
-
-
-def _source_root(source: str | Path, canonical: Canonical) -> Path:
-    """What the record hashes: the file, TF prefix's folder or folder the reader took."""
-    read = canonical.source if canonical.source is not None else Path(source)
-    return read if read.exists() else read.parent  # a TF prefix names no file itself
 
 
 def _record(result: ConvertResult, described: dict, dtype: str) -> None:

@@ -44,8 +44,8 @@ from torch.utils.data import Dataset
 
 from bertvault.data import features, pairs, shards, tfrecord
 from bertvault.data.permutation import Permutation
-from bertvault.data.tokenizer import read_vocab, vocab_sha256, vocab_tokens
 from bertvault.errors import DataError
+from bertvault.formats.vocab import read_vocab, vocab_sha256, vocab_tokens
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "labels", "next_sentence_label")
 

@@ -111,8 +111,9 @@ def detect(path: Path, problems: list[str]) -> InputFile | None:
     return None
 
 
-def classify(specs: list[str]) -> list[InputFile]:
-    problems: list[str] = []
+def classify(specs: list[str], problems: list[str] | None = None) -> list[InputFile]:
+    """Every input file, recognised; raises once with every problem (those given included)."""
+    problems = list(problems or [])
     files = [f for p in expand(specs, problems) if (f := detect(p, problems)) is not None]
     if problems:
         raise DataError(problems)

@@ -16,6 +16,7 @@ and for TFRecords the length of their first record, so converting keeps examples
 from __future__ import annotations
 
 import concurrent.futures as cf
+import glob
 import hashlib
 import logging
 import multiprocessing
@@ -30,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bertvault import sources
 from bertvault.data import azureml, features, inputs, pairs, shards, tfrecord
 from bertvault.data.vocab import VocabInfo, locate
-from bertvault.errors import DataError, raise_if
+from bertvault.errors import DataError, ManifestError, raise_if
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class Plan:
     options: Options  # with seq_len and dupe_factor filled in
     out: Path
     notes: list[str] = field(default_factory=list)
-    remote: str | None = None  # gs://bucket/prefix: `out` is a local staging folder pushed there at the end
+    remote: str | None = None  # gs://bucket/prefix: `out` is a local staging folder the command pushes there
 
     @property
     def total_bytes(self) -> int:
@@ -133,7 +135,13 @@ def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercas
         out = str(_staging_for(remote))
         shutil.rmtree(out, ignore_errors=True)  # a staging folder left by an interrupted run
     shards.check_out(Path(out).expanduser())
-    files = inputs.classify([_local(spec) for spec in specs])
+    local, problems = [], []
+    for spec in specs:
+        try:
+            local.append(_local(spec))
+        except ManifestError as exc:  # neither a path nor a registered dataset: said with the others
+            problems.extend(exc.problems)
+    files = inputs.classify(local, problems)
     vocab = locate(vocab_from, lowercase)
     resolved = replace(
         options,
@@ -148,16 +156,15 @@ def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercas
 
 
 def _local(spec: str) -> str:
-    """A gs:// (or other URL) input is pulled into the cache first, verified like any download."""
-    if "://" not in spec:
-        return spec
-    from bertvault.fetch.urls import pull_url
-
-    return str(pull_url(spec))
+    """An input on this machine: a path or glob as given; a registered dataset's cache folder; a
+    gs:// (or other URL) input pulled into the cache first, verified like any download."""
+    if glob.has_magic(spec) and "://" not in spec:
+        return spec  # inputs.expand matches it, and says so when nothing does
+    return str(sources.resolve(spec).path)
 
 
 def _staging_for(remote: str) -> Path:
-    """Where shards for a gs:// output are built before they are uploaded."""
+    """Where shards for a gs:// output are built before the command uploads them."""
     from bertvault.cache import layout
 
     return layout.partial_dir() / "prepare" / hashlib.sha256(remote.encode()).hexdigest()[:16]
@@ -180,7 +187,7 @@ _state: dict = {}
 def _init(job: Job, pooled: bool = False) -> None:
     if pooled:  # one process per core already: tokenizers' own threads would only contend
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from bertvault.data.tokenizer import read_vocab, vocab_tokens
+    from bertvault.formats.vocab import read_vocab, vocab_tokens
 
     tokens = vocab_tokens(job.vocab)
     vocab = read_vocab(job.vocab)
@@ -327,12 +334,6 @@ def run(plan: Plan, report: Report | None = None) -> dict:
         staging.abort()
         raise
     _log_summary(totals, plan)
-    if plan.remote:
-        from bertvault.push import push
-
-        push(str(plan.out), plan.remote)
-        shutil.rmtree(plan.out, ignore_errors=True)
-        header["uploaded_to"] = plan.remote
     return header
 
 

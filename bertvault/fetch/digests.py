@@ -13,27 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from bertvault.io.hashing import HASHERS
+
 HEX_LENGTH = {"sha256": 64, "sha512": 128, "md5": 32, "crc32c": 8}
-
-
-def _crc32c():
-    """crc32c's hasher (hashlib's interface), imported only when a file is checked against one."""
-    import crc32c
-
-    return crc32c.CRC32CHash()
-
-
-HASHERS: dict[str, Callable[[], object]] = {
-    "sha256": hashlib.sha256,
-    "sha512": hashlib.sha512,
-    "md5": lambda: hashlib.md5(usedforsecurity=False),
-    "crc32c": _crc32c,
-}
 
 
 def can_compute(algo: str) -> bool:

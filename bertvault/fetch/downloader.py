@@ -13,16 +13,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bertvault.cache.partial import Partial
 from bertvault.fetch import journal as journals
 from bertvault.fetch.options import PullOptions
-from bertvault.fetch.partial import Partial
 from bertvault.fetch.ranges import RangeSet
-from bertvault.fetch.remote import Remote, Reprobe, Retryable, Unavailable
+from bertvault.fetch.remote import Remote, Reprobe, Retryable, Unavailable, disk_full, ensure_free
 from bertvault.fetch.retry import Budget, GiveUp, Stop
-from bertvault.fetch.space import DISK_FULL, disk_full, ensure_free, fdatasync, open_direct, preallocate
 from bertvault.fetch.task import Task
 from bertvault.fetch.transfer import Interrupted, Transfer
 from bertvault.fetch.transports import Transport
+from bertvault.io.space import DISK_FULL, fdatasync, open_direct, preallocate
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Download:
             return Fetched(remote, hashes, size, self.task.fetched)
         except OSError as exc:
             if exc.errno in DISK_FULL:
-                raise disk_full(exc, self.partial.dir) from None
+                raise disk_full(self.partial.dir) from None
             raise
         finally:
             journal.close()
@@ -143,5 +143,5 @@ class Download:
         ensure_free(self.partial.dir.parent, need)
         try:
             preallocate(fd, size)
-        except OSError as exc:
-            raise disk_full(exc, self.partial.dir, need) from None
+        except OSError:
+            raise disk_full(self.partial.dir, need) from None

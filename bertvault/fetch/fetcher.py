@@ -10,18 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bertvault.cache import layout, metadata, store
+from bertvault.cache import partial as partials
 from bertvault.cache.locks import waiting_lock
-from bertvault.cache.owners import new_tag
+from bertvault.cache.partial import Partial
 from bertvault.errors import BertvaultError, ChecksumMismatch, DownloadError
-from bertvault.fetch import partial as partials
 from bertvault.fetch.digests import Claim, can_compute, check
 from bertvault.fetch.downloader import Download, Fetched
 from bertvault.fetch.options import PullOptions
-from bertvault.fetch.partial import Partial
 from bertvault.fetch.remote import Unavailable
 from bertvault.fetch.retry import Stop
 from bertvault.fetch.task import Task
 from bertvault.fetch.transports import for_url, is_network
+from bertvault.io.owners import new_tag
 from bertvault.registry.schema import FileSpec
 
 log = logging.getLogger(__name__)

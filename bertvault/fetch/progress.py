@@ -11,18 +11,9 @@ import time
 from typing import IO, Protocol
 
 from bertvault.fetch.task import Task
+from bertvault.sizes import format_size
 
 FINAL = ("done", "cached", "failed")
-
-
-def human(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return "?"
 
 
 class Reporter(Protocol):
@@ -114,13 +105,13 @@ class LogReporter(_Ticker):
         total = sum(totals) if all(x is not None for x in totals) else None  # type: ignore[misc]
         elapsed = max(time.monotonic() - self._started, 1e-6)
         speed = fetched / elapsed
-        text = f"bertvault: pull {self._title}: {finished}/{len(tasks)} files, {human(done)}"
+        text = f"bertvault: pull {self._title}: {finished}/{len(tasks)} files, {format_size(done)}"
         if total:
-            text += f" of {human(total)} ({100 * done / total:.0f}%)"
+            text += f" of {format_size(total)} ({100 * done / total:.0f}%)"
             if speed > 0 and done < total:
                 text += f", ETA {(total - done) / speed:.0f} s"
         active = [t.label for t in tasks if t.state not in FINAL and t.state != "queued"]
-        return text + f", {human(speed)}/s" + (f" [{', '.join(active[:3])}]" if active else "")
+        return text + f", {format_size(speed)}/s" + (f" [{', '.join(active[:3])}]" if active else "")
 
     def stop(self) -> None:
         if self._every > 0:

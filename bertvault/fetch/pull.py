@@ -13,9 +13,9 @@ from pathlib import Path, PurePosixPath
 
 from bertvault import paths
 from bertvault.cache import layout, metadata, store, view
+from bertvault.cache import partial as partials
 from bertvault.errors import BertvaultError, ChecksumMismatch, DownloadError, ManifestError, raise_if
 from bertvault.fetch import assemble
-from bertvault.fetch import partial as partials
 from bertvault.fetch.fetcher import FileFetcher, FileResult, cached
 from bertvault.fetch.options import PullOptions
 from bertvault.fetch.progress import NullReporter, Reporter

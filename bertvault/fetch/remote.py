@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from bertvault.errors import DownloadError
+from bertvault.io.space import lacking, no_space
 
 
 @dataclass
@@ -43,3 +47,21 @@ class Reprobe(TransferError):
 
 class Unavailable(TransferError):
     """This mirror cannot serve the file (404, 403 after a re-probe, offline): try the next one."""
+
+
+class DiskFull(DownloadError):
+    """No space left while writing: the partial file is kept for a resume, nothing is installed."""
+
+
+_FIX = "free some space (or point BERTVAULT_HOME at a larger disk) and pull again: the bytes already fetched are kept"
+
+
+def disk_full(folder: Path, need: int | None = None) -> DiskFull:
+    return DiskFull(f"{no_space(folder, need)}; {_FIX}")
+
+
+def ensure_free(folder: Path, need: int) -> None:
+    """Refuse before any byte is fetched when the file cannot fit."""
+    short = lacking(folder, need)
+    if short is not None:
+        raise DiskFull(f"not enough free space: {need} more bytes needed, {need - short} free in {folder}; {_FIX}")

@@ -24,11 +24,11 @@ from bertvault.fetch.digests import can_compute
 from bertvault.fetch.hashing import Hasher, Progress
 from bertvault.fetch.options import PullOptions
 from bertvault.fetch.ranges import RangeSet, chunks
-from bertvault.fetch.remote import Remote, Retryable, Unavailable
+from bertvault.fetch.remote import Remote, Retryable, Unavailable, disk_full
 from bertvault.fetch.retry import Budget, GiveUp, Stop
-from bertvault.fetch.space import DISK_FULL, disk_full, fdatasync, start_writeback
 from bertvault.fetch.task import Task
 from bertvault.fetch.transports import Body, Transport
+from bertvault.io.space import DISK_FULL, fdatasync, start_writeback
 
 MIN_SPLIT = 2 << 20  # a piece in flight is split only if each half keeps at least this much
 POOL_WAIT = 1.0  # seconds a connection ahead of a busy hasher waits for a buffer before using its own
@@ -322,7 +322,7 @@ class Transfer:
                 data, offset = data[n:], offset + n
         except OSError as exc:
             if exc.errno in DISK_FULL:
-                raise disk_full(exc, self.folder) from None
+                raise disk_full(self.folder) from None
             raise
 
     # -- the journal --

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bertvault.cache import layout, metadata
 from bertvault.errors import BertvaultError, ChecksumMismatch, ManifestError
 from bertvault.fetch.digests import Claim, can_compute, check
-from bertvault.fetch.hashing import hash_file
+from bertvault.io.hashing import hash_file
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,12 @@ from bertvault.formats.base import WriteJob
 
 WEIGHTS = "bert_encoder.pt"
 read = pt.read
+from_object = pt.from_object
+
+
+def sniff(obj: object, path: Path) -> bool:
+    """AzureML-BERT publishes its encoders as bert_encoder*.pt; by content they are plain state dicts."""
+    return path.name.startswith("bert_encoder")
 
 
 def write(dest: Path, job: WriteJob) -> None:

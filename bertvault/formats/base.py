@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bertvault.convert.engine import Entry
-from bertvault.convert.tensors import LazyTensor
 from bertvault.errors import ConversionError
 from bertvault.formats.rawio import Placed
+from bertvault.formats.tensors import Entry, LazyTensor
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a file beside the weights (config, index, tokenizer config)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConversionError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConversionError(f"{path} is not a JSON object")
+    return data
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bertvault.errors import ConversionError
-from bertvault.formats import pt, safetensors, sidecars
+from bertvault.formats import pt, safetensors, sidecars, tokenizer
 from bertvault.formats.base import TensorSource, WriteJob
 
 # In the order transformers prefers them.
@@ -36,5 +36,4 @@ def write(dest: Path, job: WriteJob) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     safetensors.write_weights(dest, job)
     sidecars.write_hf_config(dest, job.config)
-    sidecars.copy_vocab(dest, job.vocab_path, required=True, fmt="hf")
-    sidecars.write_tokenizer(dest, job.vocab_path, bool(job.lowercase), job.config)
+    tokenizer.write_files(dest, job.vocab_path, bool(job.lowercase), job.config["max_position_embeddings"])

@@ -19,8 +19,15 @@ from bertvault.formats.base import TensorSource
 log = logging.getLogger(__name__)
 
 
-def read(path: Path) -> TensorSource:
-    obj = pt.load_pickle(path)
+def sniff(obj: object, path: Path) -> bool:
+    """A training checkpoint ({"model": state dict, ...}), or DDP-wrapped names and NVIDIA's `dense_act`."""
+    if isinstance(obj, Mapping) and "model" in obj:
+        return True
+    keys = list(obj) if isinstance(obj, Mapping) else []
+    return any(str(k).startswith("module.") or ".dense_act." in str(k) for k in keys)
+
+
+def from_object(obj: object, path: Path) -> TensorSource:
     if isinstance(obj, Mapping) and "model" in obj:
         if not pt.is_tensor_dict(obj["model"]):
             raise ConversionError(f"{path}: its `model` entry is not a state dict of tensors")
@@ -30,4 +37,8 @@ def read(path: Path) -> TensorSource:
         source = pt.source_from_state_dict(obj["model"], [path])
         source.metadata["bertvault.training_state"] = ", ".join(map(str, rest))
         return source
-    return pt.read(path)
+    return pt.from_object(obj, path)
+
+
+def read(path: Path) -> TensorSource:
+    return from_object(pt.load_pickle(path), path)

@@ -25,17 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bertvault.convert.engine import Entry
-from bertvault.convert.tensors import numpy_dtype_of_torch, torch_to_numpy
 from bertvault.errors import ConversionError, UnsafeInput
 from bertvault.formats import sidecars, torchzip
-from bertvault.formats.base import TensorSource, WriteJob
+from bertvault.formats.base import TensorSource, WriteJob, read_json
+from bertvault.formats.tensors import Entry, numpy_dtype_of_torch, torch_to_numpy
 
 log = logging.getLogger(__name__)
 
 WEIGHTS = "pytorch_model.bin"
 INDEX = "pytorch_model.bin.index.json"
-SUFFIXES = (".bin", ".pt", ".pth")
 
 
 # What a plain state dict's pickle references; anything else in a refused pickle is an object
@@ -158,8 +156,9 @@ def source_from_state_dict(state: Mapping, files: list[Path]) -> TensorSource:
     return TensorSource(entries, lambda name: _array(state[name]), files)
 
 
-def state_dict_of(path: Path) -> Mapping:
-    obj = load_pickle(path)
+def state_dict_of(path: Path, obj: object | None = None) -> Mapping:
+    """The state dict a pickle holds: the file's object itself, or its `state_dict` entry."""
+    obj = load_pickle(path) if obj is None else obj
     if is_tensor_dict(obj):
         return obj  # type: ignore[return-value]
     if isinstance(obj, Mapping) and is_tensor_dict(obj.get("state_dict")):
@@ -168,16 +167,24 @@ def state_dict_of(path: Path) -> Mapping:
     raise ConversionError(f"{path} is not a state dict of tensors (found {kinds})")
 
 
+def sniff(obj: object, path: Path) -> bool:
+    """Any pickle the more specific formats (NVIDIA, AzureML) did not claim."""
+    return True
+
+
+def from_object(obj: object, path: Path) -> TensorSource:
+    """The tensors of a pickle already loaded (by detection) from `path`."""
+    return source_from_state_dict(state_dict_of(path, obj), [path])
+
+
 def read(path: Path) -> TensorSource:
     """`path`: a .bin/.pt/.pth state dict or a pytorch_model.bin.index.json."""
     if path.name.endswith(".index.json"):
         return _read_sharded(path)
-    return source_from_state_dict(state_dict_of(path), [path])
+    return from_object(load_pickle(path), path)
 
 
 def _read_sharded(index: Path) -> TensorSource:
-    from bertvault.convert.config import read_json
-
     weight_map = read_json(index).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise ConversionError(f"{index} has no weight_map")

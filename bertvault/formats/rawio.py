@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bertvault.errors import ConversionError
+from bertvault.io import space
 
 try:  # zlib-ng's CRC-32 uses the CPU's carry-less multiply: ~20 GB/s against zlib's ~3
     from zlib_ng.zlib_ng import crc32
@@ -76,16 +77,13 @@ class MappedFile:
 
 
 def preallocate(fd: int, size: int, path: Path) -> None:
-    """Reserve the output's blocks before writing it (fetch.space.preallocate, as a download does):
+    """Reserve the output's blocks before writing it (io.space.preallocate, as a download does):
     a full disk is then one clear error before any work, and the kernel copies into blocks
     allocated in one go (a quarter faster on ext4 than filling a sparse file)."""
-    from bertvault.fetch.space import DISK_FULL
-    from bertvault.fetch.space import preallocate as reserve
-
     try:
-        reserve(fd, size)
+        space.preallocate(fd, size)
     except OSError as exc:
-        if exc.errno not in DISK_FULL:
+        if not space.is_full(exc):
             raise
         free = shutil.disk_usage(path.parent).free
         raise ConversionError(f"not enough space for {path.name}: {size} bytes needed, {free} free in "

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bertvault.convert.engine import Entry
-from bertvault.convert.tensors import LazyTensor, bfloat16
 from bertvault.errors import ConversionError
 from bertvault.formats import sidecars
-from bertvault.formats.base import TensorSource, WriteJob, placed
+from bertvault.formats.base import TensorSource, WriteJob, placed, read_json
 from bertvault.formats.rawio import MappedFile, preallocate, pwrite_all, write_placed
+from bertvault.formats.tensors import Entry, LazyTensor, bfloat16
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -60,6 +59,10 @@ def _data_offsets(path: Path) -> tuple[int, dict[str, int]]:
     return 8 + length, {name: int(value["data_offsets"][0]) for name, value in header.items() if name != "__metadata__"}
 
 
+def sniff(source: TensorSource, path: Path) -> bool:
+    return True
+
+
 def read(path: Path) -> TensorSource:
     """`path`: a .safetensors file or a model.safetensors.index.json. Tensors are mapped in place."""
     if path.name.endswith(".index.json"):
@@ -84,8 +87,6 @@ def read(path: Path) -> TensorSource:
 
 
 def _read_sharded(index: Path) -> TensorSource:
-    from bertvault.convert.config import read_json
-
     weight_map = read_json(index).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise ConversionError(f"{index} has no weight_map")

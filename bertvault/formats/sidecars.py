@@ -1,4 +1,5 @@
-"""The files that travel with the weights: configs, vocab.txt and the tokenizer files."""
+"""The files that travel with the weights: config.json, bert_config.json and vocab.txt (the tokenizer's
+files are written by formats.tokenizer)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from bertvault.convert import config as configs
 from bertvault.errors import ConversionError
-
-SPECIAL_TOKENS = {
-    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
-}
+from bertvault.formats import google_config
 
 
 def _json(path: Path, data: dict) -> None:
@@ -23,7 +20,7 @@ def write_hf_config(folder: Path, config: dict) -> None:
 
 
 def write_google_config(folder: Path, config: dict) -> None:
-    _json(folder / "bert_config.json", configs.to_google(config))
+    _json(folder / "bert_config.json", google_config.from_hf(config))
 
 
 def copy_vocab(folder: Path, vocab: Path | None, *, required: bool, fmt: str) -> None:
@@ -34,19 +31,3 @@ def copy_vocab(folder: Path, vocab: Path | None, *, required: bool, fmt: str) ->
             )
         return
     shutil.copyfile(vocab, folder / "vocab.txt")
-
-
-def write_tokenizer(folder: Path, vocab: Path, lowercase: bool, config: dict) -> None:
-    """tokenizer.json (the `tokenizers` WordPiece pipeline) and the configs transformers reads with it."""
-    from bertvault.data.tokenizer import build_tokenizer
-
-    build_tokenizer(vocab, lowercase).save(str(folder / "tokenizer.json"))
-    _json(folder / "tokenizer_config.json", {
-        "tokenizer_class": "BertTokenizer",
-        "do_lower_case": lowercase,
-        "strip_accents": None,
-        "tokenize_chinese_chars": True,
-        "model_max_length": config["max_position_embeddings"],
-        **SPECIAL_TOKENS,
-    })
-    _json(folder / "special_tokens_map.json", SPECIAL_TOKENS)

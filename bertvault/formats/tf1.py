@@ -11,16 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from bertvault.convert.engine import Entry
 from bertvault.errors import ConversionError
 from bertvault.formats import sidecars
 from bertvault.formats._tf import tensorflow
 from bertvault.formats.base import TensorSource, WriteJob
+from bertvault.formats.tensors import Entry
 from bertvault.formats.tfbundle import BundleReader, Unsupported
 
 log = logging.getLogger(__name__)
 
 PREFIX = "bert_model.ckpt"
+
+
+def sniff(source: TensorSource, path: Path) -> bool:
+    """Any TF bundle that is not object-based (tf2 is asked first)."""
+    return True
 
 
 def read(prefix: Path) -> TensorSource:

@@ -19,9 +19,9 @@ from pathlib import Path
 import crc32c
 import numpy as np
 
-from bertvault.convert.tensors import bfloat16
 from bertvault.errors import ConversionError
 from bertvault.formats.rawio import MappedFile
+from bertvault.formats.tensors import bfloat16
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bertvault.convert.tensors import LazyTensor, bfloat16
 from bertvault.errors import ConversionError
 from bertvault.formats.base import placed
 from bertvault.formats.rawio import MappedFile, crc32, preallocate, pwrite_all, write_placed
+from bertvault.formats.tensors import LazyTensor, bfloat16
 
 ALIGNMENT = 64
 ARCHIVE = "archive"

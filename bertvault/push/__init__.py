@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bertvault.errors import ManifestError
+from bertvault.errors import UsageError
 from bertvault.sources import Source, resolve
 
 log = logging.getLogger(__name__)
@@ -48,23 +48,23 @@ def _to_gcs(source: Source, dest: str, on_bytes: Callable[[int], None]) -> PushR
 
 
 def _is_hf_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file() and any(
-        (path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-    )
+    from bertvault.formats.hf import weights_in
+
+    return path.is_dir() and (path / "config.json").is_file() and weights_in(path) is not None
 
 
 def _to_hub(source: Source, dest: str, on_bytes: Callable[[int], None]) -> PushResult:
     from bertvault.push.card import model_card
     from bertvault.push.hub import split, upload_folder
 
-    repo, _ = split(dest)
+    repo = split(dest).repo_id
     with tempfile.TemporaryDirectory(prefix="bertvault-push-") as scratch:
         folder = source.path
         if not _is_hf_folder(folder):
             from bertvault.convert import convert
 
             log.info("%s is not an HF folder: converting it first", source.path)
-            folder = convert(str(source.path), "hf", out=Path(scratch) / "hf").out
+            folder = convert(resolve(str(source.path), "checkpoint"), "hf", out=Path(scratch) / "hf").out
         card = model_card(folder, repo, source.artifact)
         link = upload_folder(folder, dest, card)
         files = _files(folder)
@@ -79,8 +79,8 @@ DESTINATIONS: dict[str, Callable[[Source, str, Callable[[int], None]], PushResul
 }
 
 
-def push(source: str, dest: str, on_bytes: Callable[[int], None] = lambda n: None) -> PushResult:
+def push(source: Source | str, dest: str, on_bytes: Callable[[int], None] = lambda n: None) -> PushResult:
     scheme = urlsplit(dest).scheme
     if scheme not in DESTINATIONS:
-        raise ManifestError(f"cannot push to {dest!r}: use gs://BUCKET/PREFIX or hf://ORG/REPO")
-    return DESTINATIONS[scheme](resolve(source), dest, on_bytes)
+        raise UsageError(f"cannot push to {dest!r}: use gs://BUCKET/PREFIX or hf://ORG/REPO")
+    return DESTINATIONS[scheme](source if isinstance(source, Source) else resolve(source), dest, on_bytes)

@@ -25,9 +25,10 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from bertvault.cache import layout
-from bertvault.errors import ChecksumMismatch, DownloadError
-from bertvault.fetch.digests import HASHERS, _b64_hex
+from bertvault.errors import UploadError
+from bertvault.fetch.digests import _b64_hex
 from bertvault.fetch.transports.gcs import endpoint
+from bertvault.io.hashing import HASHERS
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def object_metadata(session: requests.Session, bucket: str, name: str) -> dict |
     if response.status_code == 404:
         return None
     if response.status_code != 200:
-        raise DownloadError(f"gs://{bucket}/{name}: metadata request answered HTTP {response.status_code}")
+        raise UploadError(f"gs://{bucket}/{name}: metadata request answered HTTP {response.status_code}")
     return response.json()
 
 
@@ -89,7 +90,7 @@ def _start_session(session: requests.Session, bucket: str, name: str, size: int)
         data=json.dumps({"name": name}), timeout=60,
     )
     if response.status_code not in (200, 201) or "Location" not in response.headers:
-        raise DownloadError(
+        raise UploadError(
             f"gs://{bucket}/{name}: could not start an upload session (HTTP {response.status_code}); "
             "check the bucket exists and GOOGLE_OAUTH_ACCESS_TOKEN grants write access"
         )
@@ -155,11 +156,11 @@ def upload_file(path: Path, url: str, *, on_bytes: Callable[[int], None] = lambd
                 offset, failures = held, 0
             elif response is not None and response.status_code in (404, 410):
                 journal.unlink(missing_ok=True)  # the session expired (a week on GCS): start over
-                raise DownloadError(f"the upload session for {url} has expired; run the push again to start over")
+                raise UploadError(f"the upload session for {url} has expired; run the push again to start over")
             else:
                 failures += 1
                 if failures >= ATTEMPTS:
-                    raise DownloadError(f"upload of {path} to {url} failed {failures} times ({error}); "
+                    raise UploadError(f"upload of {path} to {url} failed {failures} times ({error}); "
                                         "run the push again to resume")
                 time.sleep(min(2 ** failures, 30) * random.uniform(0.5, 1.0))  # backoff with jitter
     journal.unlink(missing_ok=True)
@@ -168,7 +169,7 @@ def upload_file(path: Path, url: str, *, on_bytes: Callable[[int], None] = lambd
     bad = {algo: (value, got.get(algo)) for algo, value in want.items() if algo in got and got[algo] != value}
     if bad or int(meta.get("size", -1)) != size:
         detail = ", ".join(f"{a}: expected {e}, got {g}" for a, (e, g) in bad.items()) or f"size {meta.get('size')} != {size}"
-        raise ChecksumMismatch(f"{url}: the uploaded object does not match {path} ({detail}); push again")
+        raise UploadError(f"{url}: the uploaded object does not match {path} ({detail}); push again")
     if not got:
-        raise ChecksumMismatch(f"{url}: the server reported no md5 or crc32c, so the upload cannot be verified")
+        raise UploadError(f"{url}: the server reported no md5 or crc32c, so the upload cannot be verified")
     return meta

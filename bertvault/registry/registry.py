@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,14 +64,22 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self._lookup
 
+    def suggest(self, name: str) -> str:
+        """'; did you mean ...?' naming each close artifact once (by its name, however many of its
+        aliases are close), or a pointer to `bertvault list`."""
+        close = difflib.get_close_matches(name, self._lookup, n=12, cutoff=0.6)
+        spelling: dict[str, str] = {}  # owner -> its closest spelling (name or alias), best first
+        for candidate in close:
+            spelling.setdefault(self._lookup[candidate], candidate)
+        shown = list(spelling.values())[:3]
+        return f"; did you mean {', '.join(repr(c) for c in shown)}?" if shown else "; see `bertvault list`"
+
     def entry(self, name: str) -> Entry:
         """The entry for a name or alias; an unknown name raises with close suggestions."""
         try:
             return self._entries[self._lookup[name]]
         except KeyError:
-            close = difflib.get_close_matches(name, self._lookup, n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see `bertvault list`"
-            raise ManifestError(f"unknown artifact {name!r}{hint}") from None
+            raise ManifestError(f"unknown artifact {name!r}{self.suggest(name)}") from None
 
     def get(self, name: str) -> Artifact:
         return self.entry(name).artifact
@@ -97,12 +106,25 @@ def load_builtin_entries() -> list[Entry]:
     return _read_all(manifest_files([directory]), builtin=True)
 
 
+def _stamp(file: Path) -> tuple:
+    stat = file.stat()
+    return str(file.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(stamp: tuple, builtin: bool) -> tuple[Entry, ...]:
+    """One manifest file, parsed once per process for as long as it is unchanged on disk."""
+    return tuple(read_manifest(Path(stamp[0]), builtin=builtin))
+
+
 def _read_all(files: list[Path], *, builtin: bool) -> list[Entry]:
     entries: list[Entry] = []
     problems: list[str] = []
     for file in files:
         try:
-            entries.extend(read_manifest(file, builtin=builtin))
+            entries.extend(_parsed(_stamp(file), builtin))
+        except OSError as exc:
+            problems.append(f"{file}: cannot read manifest: {exc.strerror or exc}")
         except ManifestError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -110,7 +132,23 @@ def _read_all(files: list[Path], *, builtin: bool) -> list[Entry]:
     return entries
 
 
+@functools.lru_cache(maxsize=16)
+def _registry(builtin: tuple[tuple, ...], user: tuple[tuple, ...]) -> Registry:
+    return Registry(_read_all([Path(s[0]) for s in builtin], builtin=True),
+                    _read_all([Path(s[0]) for s in user], builtin=False))
+
+
 def load_registry(extra: list[Path] = ()) -> Registry:  # type: ignore[assignment]
-    """Built-in manifests, then $BERTVAULT_MANIFESTS and the user's config folder, then `extra`."""
-    user_files = manifest_files([*paths.user_manifest_sources(), *extra])
-    return Registry(load_builtin_entries(), _read_all(user_files, builtin=False))
+    """Built-in manifests, then $BERTVAULT_MANIFESTS and the user's config folder, then `extra`.
+
+    Built once per process for a given set of unchanged manifest files: a command that looks up
+    several names (or one many times) reads and validates each manifest once."""
+    directory = paths.builtin_manifests_dir()
+    if not directory.is_dir():
+        raise ManifestError(f"built-in manifests not found at {directory}; reinstall bertvault")
+    builtin = manifest_files([directory])
+    user = manifest_files([*paths.user_manifest_sources(), *extra])
+    try:
+        return _registry(tuple(_stamp(f) for f in builtin), tuple(_stamp(f) for f in user))
+    except OSError:  # a file vanished between listing and reading: read what is there now
+        return Registry(_read_all(builtin, builtin=True), _read_all(user, builtin=False))

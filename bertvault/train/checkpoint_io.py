@@ -1,25 +1,23 @@
 """Model weights in and out of training: any checkpoint -> canonical weights; HF and TF1 exports.
 
 Canonical form: `transformers.BertForPreTraining` state-dict names (`bert.*`, `cls.*`), an HF
-`config.json` and a `vocab.txt`. Formats other than Hugging Face folders go through
-`bertvault.convert`; an HF folder or a `.safetensors` file is read here directly.
+`config.json` and a `vocab.txt`. Every checkpoint is read through `bertvault.convert` (the one
+reader of every format, HF folders included); exports write the one tokenizer (formats.tokenizer).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from bertvault.errors import ConversionError, TrainingError
+from bertvault.formats import tokenizer
+from bertvault.io.atomic import atomic_output
+from bertvault.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +26,6 @@ TIED = {
     "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
     "cls.predictions.decoder.bias": "cls.predictions.bias",
 }
-HEAD_PREFIXES = ("cls.predictions.transform.", "cls.predictions.bias", "cls.seq_relationship.")
 
 
 @dataclass
@@ -41,129 +38,19 @@ class ModelSource:
     vocab_path: Path | None
     lowercase: bool | None
 
-    @property
-    def has_heads(self) -> bool:
-        return any(k.startswith(HEAD_PREFIXES) for k in self.state_dict)
 
+def load_model_source(source: Source, weights: bool = True) -> ModelSource:
+    """A resolved checkpoint (any format bertvault reads) as canonical weights, through the converter's
+    one reader. weights=False reads only the config (for the checks before a launch)."""
+    from bertvault.convert import load_canonical
 
-# --- reading ----------------------------------------------------------------------------------------
-
-def canonical_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """HF spellings seen in the wild -> BertForPreTraining names (no prefix, gamma/beta, buffers)."""
-    out = {}
-    for key, tensor in state_dict.items():
-        key = key.removeprefix("module.")
-        if key.endswith(("position_ids", "token_type_ids")):
-            continue  # buffers, rebuilt by the model
-        if not key.startswith(("bert.", "cls.", "classifier.", "qa_outputs.")):
-            key = "bert." + key  # a bare BertModel (MiniLM, AzureML encoders)
-        key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-        out[key] = tensor
-    return out
-
-
-def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        weights: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            weights.update(load_file(folder / shard))
-        return weights
-    if (folder / "model.safetensors").is_file():
-        return load_file(folder / "model.safetensors")
-    if (folder / "pytorch_model.bin").is_file():
-        # A pickle from the internet can run code: tensors and plain containers only.
-        try:
-            return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - the unpickler raises many kinds
-            raise ConversionError(f"{folder / 'pytorch_model.bin'} is not a plain tensor file: {exc}") from None
-    raise ConversionError(f"{folder} has config.json but no model.safetensors or pytorch_model.bin")
-
-
-def _read_config(path: Path) -> dict:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConversionError(f"cannot read {path}: {exc}") from None
-    if config.get("model_type", "bert") != "bert":
-        raise ConversionError(f"{path.parent} holds a {config.get('model_type')!r} model; bertvault trains BERT only")
-    return config
-
-
-def _hf_folder(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    return canonical_names(_read_weights(folder)), _read_config(folder / "config.json")
-
-
-def _lowercase_of(folder: Path, vocab_path: Path | None, artifact=None) -> bool | None:
-    """How the checkpoint's text was cased: tokenizer_config.json, the registry, else the vocab."""
-    tokenizer_config = folder / "tokenizer_config.json"
-    if tokenizer_config.is_file():
-        try:
-            value = json.loads(tokenizer_config.read_text(encoding="utf-8")).get("do_lower_case")
-            if isinstance(value, bool):
-                return value
-        except (OSError, ValueError):
-            pass
-    if artifact is not None and artifact.architecture is not None:
-        return not artifact.architecture.cased
-    return guess_lowercase(vocab_path) if vocab_path else None
-
-
-def guess_lowercase(vocab_path: Path) -> bool:
-    """An uncased vocab has (almost) no upper-case word pieces."""
-    tokens = vocab_path.read_text(encoding="utf-8").splitlines()
-    upper = sum(1 for t in tokens if t[:1].isupper() and not t.startswith("["))
-    return upper < 0.01 * max(len(tokens), 1)
-
-
-def _from_convert(source: str, weights: bool = True) -> ModelSource:
-    """Every other format, through bertvault.convert's canonical reader."""
-    try:
-        from bertvault.convert import load_canonical
-    except ImportError:
-        raise ConversionError(
-            f"{source}: not a Hugging Face folder (config.json + model.safetensors), and this install has no "
-            "converter for other formats"
-        ) from None
     canonical = load_canonical(source)
     try:
-        state_dict = canonical_names(canonical.state_dict()) if weights else {}
+        state_dict = canonical.state_dict() if weights else {}
         config = canonical.hf_config()
     finally:
         canonical.close()
-    return ModelSource(str(source), state_dict, config, canonical.vocab_path, canonical.lowercase)
-
-
-def load_model_source(source: str, weights: bool = True) -> ModelSource:
-    """A registered name or a path, in any format bertvault reads, as canonical weights.
-
-    weights=False reads only the config and finds the vocab (cheap: for checks before a launch).
-    """
-    from bertvault.sources import resolve
-
-    resolved = resolve(source)
-    path = resolved.path
-    folder = path if path.is_dir() else path.parent
-    if path.is_dir() and (path / "config.json").is_file() and _has_hf_weights(path):
-        config = _read_config(path / "config.json")
-        state_dict = _hf_folder(path)[0] if weights else {}
-    elif path.suffix == ".safetensors" and (folder / "config.json").is_file():
-        from safetensors.torch import load_file
-
-        config = _read_config(folder / "config.json")
-        state_dict = canonical_names(load_file(path)) if weights else {}
-    else:
-        return _from_convert(source, weights)
-    vocab = folder / "vocab.txt" if (folder / "vocab.txt").is_file() else None
-    return ModelSource(source, state_dict, config, vocab, _lowercase_of(folder, vocab, resolved.artifact))
-
-
-def _has_hf_weights(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in
-               ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
+    return ModelSource(source.name, state_dict, config, canonical.vocab_path, canonical.lowercase)
 
 
 def check_vocab(config: dict, vocab_path: Path | None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
@@ -221,26 +108,6 @@ def build_model(config: dict, state_dict: dict[str, torch.Tensor] | None, dropou
 
 # --- writing ----------------------------------------------------------------------------------------
 
-@contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yields a temporary folder beside `target`; renames it into place only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def canonical_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Contiguous CPU copies, tied duplicates left out (safetensors refuses shared memory)."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
@@ -258,27 +125,17 @@ def save_weights(model: torch.nn.Module, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def save_vocab(folder: Path, vocab_path: Path, lowercase: bool) -> None:
-    """vocab.txt and how text was cased: enough for a training checkpoint to be read back as it was."""
-    shutil.copyfile(vocab_path, folder / "vocab.txt")
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": lowercase}), encoding="utf-8")
-
-
-def save_tokenizer(folder: Path, vocab_path: Path, lowercase: bool, max_length: int) -> None:
-    """vocab.txt, tokenizer.json and tokenizer_config.json, as AutoTokenizer expects them."""
-    from transformers import BertTokenizer
-
-    shutil.copyfile(vocab_path, folder / "vocab.txt")
-    tokenizer = BertTokenizer(vocab_file=str(vocab_path), do_lower_case=lowercase, model_max_length=max_length)
-    tokenizer.save_pretrained(str(folder))
+def save_vocab(folder: Path, vocab_path: Path, lowercase: bool, max_length: int) -> None:
+    """vocab.txt and the tokenizer files: a training checkpoint reads back tokenized as it was."""
+    tokenizer.write_files(folder, vocab_path, lowercase, max_length)
 
 
 def export_hf(model: torch.nn.Module, vocab_path: Path, lowercase: bool, target: Path) -> Path:
     """An HF folder loadable by AutoModelForPreTraining and AutoTokenizer, written atomically."""
-    with atomic_folder(target) as tmp:
+    with atomic_output(target) as tmp:
+        tmp.mkdir()
         save_weights(model, tmp)
-        save_tokenizer(tmp, vocab_path, lowercase, model.config.max_position_embeddings)
+        tokenizer.write_files(tmp, vocab_path, lowercase, model.config.max_position_embeddings)
     return target
 
 

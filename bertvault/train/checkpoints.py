@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bertvault.errors import TrainingError
-from bertvault.train.checkpoint_io import atomic_folder
+from bertvault.io import atomic
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,9 @@ def latest(root: Path) -> Path | None:
 
 
 def clean_partial(root: Path) -> None:
-    """Temporary folders of a save that was killed half-way."""
-    if root.is_dir():
-        for child in root.iterdir():
-            if child.name.startswith(".") and child.name.endswith((".tmp", ".old")):
-                shutil.rmtree(child, ignore_errors=True)
+    """Temporary folders of a save that was killed half-way (their process is gone)."""
+    for leftover in atomic.leftovers_in(root):
+        atomic.remove(leftover)
 
 
 def python_rng_state() -> dict[str, Any]:
@@ -101,7 +99,8 @@ class Saved:
 def save(root: Path, step: int, write_model, torch_state: dict, trainer_state: dict, keep: int) -> Path:
     """Writes one checkpoint atomically, then drops the oldest beyond `keep`."""
     target = folder_for(root, step)
-    with atomic_folder(target) as tmp:
+    with atomic.atomic_output(target) as tmp:
+        tmp.mkdir()
         write_model(tmp)
         torch.save(_to_cpu(torch_state), tmp / STATE)
         (tmp / TRAINER).write_text(json.dumps({"step": step, **trainer_state}), encoding="utf-8")

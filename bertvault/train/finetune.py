@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertvault import provenance
+from bertvault import provenance, sources
 from bertvault.errors import DataError, TrainingError, raise_if
+from bertvault.formats.tokenizer import build_tokenizer, write_files
+from bertvault.io.atomic import atomic_output
 from bertvault.train import checkpoint_io, config, devices, optim, scores, tables
 from bertvault.train.metrics import MetricsLog
 
@@ -190,20 +192,19 @@ def run(settings: config.FinetuneSettings, display=None) -> Result:
 
 
 def _run(settings: config.FinetuneSettings, display, device: devices.Device) -> Result:
-    from bertvault.data.tokenizer import build_tokenizer
-
     out = Path(settings.out)
     precision = device.resolve_precision(settings.precision)
     torch.manual_seed(settings.seed)
 
     # The checkpoint and its tokenizer.
-    source = checkpoint_io.load_model_source(settings.from_)
+    origin = sources.resolve(settings.from_, "checkpoint", lowercase=settings.lowercase)
+    source = checkpoint_io.load_model_source(origin)
     positions = source.config.get("max_position_embeddings", 512)
     if settings.max_seq_len > positions:
         raise TrainingError(f"--max-seq-len {settings.max_seq_len} is beyond the model's {positions} positions; "
                             f"use {positions} or less")
     checkpoint_io.check_vocab(source.config, source.vocab_path, source.state_dict)
-    lowercase = settings.lowercase if settings.lowercase is not None else bool(source.lowercase)
+    lowercase = bool(source.lowercase)
     tokenizer = build_tokenizer(source.vocab_path, lowercase)
     tokenizer.enable_truncation(settings.max_seq_len)
     pad_id = tokenizer.token_to_id("[PAD]")
@@ -291,7 +292,8 @@ def _run(settings: config.FinetuneSettings, display, device: devices.Device) -> 
         _write_json(out / "eval_results.json", summary)
         provenance.write_record(
             model_dir, "finetune",
-            sources=[provenance.describe(settings.from_), *(provenance.describe(f) for f in (settings.train, settings.eval))],
+            sources=[provenance.describe(origin),
+                     *(provenance.describe(sources.resolve(f)) for f in (settings.train, settings.eval))],
             best_epoch=best_epoch, scores=best_scores, settings=dataclasses.asdict(settings))
     device.barrier()
     return Result(out, best_epoch, best_scores, model_dir, predictions, history)
@@ -300,9 +302,9 @@ def _run(settings: config.FinetuneSettings, display, device: devices.Device) -> 
 def export(model, source: checkpoint_io.ModelSource, lowercase: bool, settings, target: Path) -> Path:
     """An HF folder for AutoModelForSequenceClassification + AutoTokenizer, written atomically."""
     model = copy.deepcopy(model).cpu()
-    with checkpoint_io.atomic_folder(target) as tmp:
+    with atomic_output(target) as tmp:
         model.save_pretrained(tmp)
-        checkpoint_io.save_tokenizer(tmp, source.vocab_path, lowercase, settings.max_seq_len)
+        write_files(tmp, source.vocab_path, lowercase, settings.max_seq_len)
         config.save(settings, tmp / "finetune_settings.toml")
     return target
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 
-from bertvault import provenance
+from bertvault import provenance, sources
 from bertvault.errors import TrainingError, raise_if
+from bertvault.formats.vocab import vocab_tokens
 from bertvault.train import checkpoint_io, checkpoints, config, devices, optim, pretrain_data
 from bertvault.train.metrics import MetricsLog, Throughput, flops_per_token, mfu
 from bertvault.train.model import PretrainingModel
@@ -100,22 +101,26 @@ def finalize(settings: config.PretrainSettings) -> config.PretrainSettings:
 
 def load_source(settings: config.PretrainSettings, resume_from: Path | None,
                 weights: bool = True) -> checkpoint_io.ModelSource:
-    if resume_from is not None:
-        return checkpoint_io.load_model_source(str(resume_from), weights)  # its vocab and case are saved in it
+    if resume_from is not None:  # the run's own checkpoint: its vocab and case are saved in it
+        return checkpoint_io.load_model_source(sources.resolve(str(resume_from), "checkpoint"), weights)
     if settings.from_ == "scratch":
         vocab = Path(settings.vocab)
         if not vocab.is_file():
             raise TrainingError(f"--vocab {vocab}: no such file")
-        size = sum(1 for _ in vocab.open(encoding="utf-8"))
+        size = len(vocab_tokens(vocab))
         shape = config.scratch_config(settings.config, size, max(512, settings.seq_len))
-        lowercase = settings.lowercase if settings.lowercase is not None else checkpoint_io.guess_lowercase(vocab)
+        lowercase, _ = sources.decide_case((), vocab.parent, vocab, settings.lowercase)
         return checkpoint_io.ModelSource("scratch", {}, shape, vocab, lowercase)
-    source = checkpoint_io.load_model_source(settings.from_, weights)
-    if settings.vocab:
+    source = checkpoint_io.load_model_source(
+        sources.resolve(settings.from_, "checkpoint", lowercase=settings.lowercase), weights)
+    if settings.vocab:  # checked against the embeddings by check_fit, with a training error of its own
         source.vocab_path = Path(settings.vocab)
-    if settings.lowercase is not None:
-        source.lowercase = settings.lowercase
     return source
+
+
+def described(text: str | None) -> dict:
+    """The provenance entry of --from or --data (`scratch` has nothing to hash)."""
+    return provenance.describe(sources.resolve(text) if text and text != "scratch" else text)
 
 
 def check_fit(source: checkpoint_io.ModelSource, settings: config.PretrainSettings) -> None:
@@ -153,19 +158,6 @@ def build(source: checkpoint_io.ModelSource, settings: config.PretrainSettings):
 
 
 # --- 5. one optimizer step --------------------------------------------------------------------------
-
-@dataclass
-class StepTotals:
-    """Sums over the logging window, reduced across ranks only when logged."""
-
-    mlm_loss: float = 0.0
-    nsp_loss: float = 0.0
-    mlm_correct: float = 0.0
-    nsp_correct: float = 0.0
-    predictions: float = 0.0
-    sequences: float = 0.0
-    steps: int = 0
-
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -348,7 +340,7 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
         if device.is_main:
             def write_model(tmp: Path) -> None:
                 checkpoint_io.save_weights(model, tmp)
-                checkpoint_io.save_vocab(tmp, source.vocab_path, lowercase)
+                checkpoint_io.save_vocab(tmp, source.vocab_path, lowercase, model.config.max_position_embeddings)
                 config.save(settings, tmp / "settings.toml")
 
             torch_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -412,7 +404,7 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
         model_dir = checkpoint_io.export_hf(model, source.vocab_path, lowercase, out / "model")
         if "tf1" in settings.export:
             tf1_dir = checkpoint_io.export_tf1(model, source.vocab_path, lowercase, out / "tf1")
-        record = {"sources": [provenance.describe(settings.from_), provenance.describe(settings.data)],
+        record = {"sources": [described(settings.from_), described(settings.data)],
                   "steps": step, "settings": dataclasses.asdict(settings)}
         for folder in (model_dir, tf1_dir):
             if folder is not None:

@@ -13,6 +13,7 @@ rank takes the same number of steps per epoch), and the position saved in a chec
 
 from __future__ import annotations
 
+import glob
 import logging
 import signal
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from bertvault import sources
 from bertvault.errors import DataError, TrainingError
 
 log = logging.getLogger(__name__)
@@ -38,20 +40,15 @@ def _is_prepared(path: Path) -> bool:
 
 
 def _local_spec(spec: str) -> str:
-    """A registered dataset name -> its cached folder; anything else unchanged."""
-    path = Path(spec).expanduser()
-    if path.exists() or any(c in spec for c in "*?["):
+    """A path or glob as given; a registered dataset -> its cached folder; a URL -> pulled."""
+    if glob.has_magic(spec) and "://" not in spec:
         return spec
-    from bertvault.sources import resolve
-
-    return str(resolve(spec).path)
+    return str(sources.resolve(spec).path)
 
 
 def check_exists(spec: str) -> None:
     """A path (or glob) that matches something, or a registered dataset in the cache."""
-    import glob
-
-    if any(c in spec for c in "*?[") and not glob.glob(spec):
+    if glob.has_magic(spec) and "://" not in spec and not glob.glob(spec):
         raise DataError(f"--data {spec}: the pattern matches no file")
     _local_spec(spec)  # raises for a name that is neither a path nor a cached registered dataset
 
@@ -82,7 +79,7 @@ def resolve_source(spec: str, vocab_path: Path, lowercase: bool, target: Path, s
         kinds = {f.kind for f in inputs.classify([spec])}
         if kinds == {"tfrecord"}:
             return spec
-    elif any(c in spec for c in "*?["):
+    elif glob.has_magic(spec):
         return spec  # a glob of TFRecords
     failure = None
     if device.is_main:

@@ -13,7 +13,7 @@ import pytest
 
 from bertvault.cache import layout, metadata, store, view
 from bertvault.cache.locks import waiting_lock
-from bertvault.cache.owners import HOST
+from bertvault.io.owners import HOST
 
 
 def test_install_is_atomic_and_read_only(home, tmp_path) -> None:

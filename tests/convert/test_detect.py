@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bertvault.convert.detect import detect, locate
 from bertvault.errors import ConversionError
+from bertvault.formats.detect import detect, locate
 
 
 @pytest.mark.parametrize("label, expected", [

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tiny_bert
 
-from bertvault.convert.engine import Entry, plan_read, plan_write
+from bertvault.convert.engine import plan_read, plan_write
 from bertvault.convert.keymap import load_keymap
 from bertvault.errors import ConversionError
+from bertvault.formats.tensors import Entry
 
 
 def _read(names: dict[str, np.ndarray], config: dict, keymap: str = "tf1"):

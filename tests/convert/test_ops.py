@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from bertvault.convert import ops
-from bertvault.convert.tensors import LazyTensor, bfloat16
-
+from bertvault.formats.tensors import LazyTensor, bfloat16
 
 SHAPES = [(1, 1), (1, 300), (300, 1), (64, 64), (65, 3), (130, 70), (200, 128), (0, 4)]  # strips of 64 rows
 

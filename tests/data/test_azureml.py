@@ -15,8 +15,8 @@ from transformers import BertTokenizerLegacy
 
 from bertvault.data import azureml, prepare
 from bertvault.data.dataset import PretrainingDataset
-from bertvault.data.tokenizer import read_vocab
 from bertvault.errors import DataError, UnsafeInput
+from bertvault.formats.vocab import read_vocab
 
 FOREIGN = ["⟪not-in-vocab⟫", "ẞẞẞ-unknown"]
 

@@ -8,8 +8,8 @@ import torch
 
 from bertvault.data import prepare
 from bertvault.data.dataset import MODEL_INPUTS, PretrainingDataset
-from bertvault.data.tokenizer import read_vocab, vocab_tokens
 from bertvault.errors import DataError
+from bertvault.formats.vocab import read_vocab, vocab_tokens
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from bertvault.data import prepare, tfrecord
 from bertvault.data.dataset import PretrainingDataset
-from bertvault.data.tokenizer import read_vocab
 from bertvault.errors import DataError
+from bertvault.formats.vocab import read_vocab
 
 SEQ, PRED = 128, 20
 
@@ -107,7 +107,7 @@ def test_corrupt_record_is_reported(prepared, tmp_path):
 
 
 def test_whole_word_masking_in_tfrecords(tmp_path, corpus, uncased_vocab):
-    from bertvault.data.tokenizer import vocab_tokens
+    from bertvault.formats.vocab import vocab_tokens
 
     plan = prepare.plan([str(corpus)], str(uncased_vocab), str(tmp_path / "wwm"),
                         prepare.Options(format="tfrecord", seq_len=SEQ, max_predictions=PRED, dupe_factor=1,

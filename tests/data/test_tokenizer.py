@@ -6,8 +6,10 @@ import pytest
 from data_samples import MULTILINGUAL, SAMPLE_TEXT
 from transformers import BertTokenizerLegacy
 
-from bertvault.data.tokenizer import LineEncoder, build_tokenizer, looks_cased, read_vocab, vocab_tokens
+from bertvault.data.tokenizer import LineEncoder
 from bertvault.errors import DataError
+from bertvault.formats.tokenizer import build_tokenizer
+from bertvault.formats.vocab import looks_cased, read_vocab, vocab_tokens
 
 CHINESE = ["自然语言处理是人工智能的一个分支。", "他说：“我们明天去上海吧！”", "混合 text 和中文，还有 English words。"]
 

@@ -11,14 +11,15 @@ import sys
 
 import pytest
 
+from bertvault.cache.partial import Partial
 from bertvault.fetch import journal as journals
 from bertvault.fetch.digests import Claim, check, from_headers
-from bertvault.fetch.options import PullOptions, parse_size
-from bertvault.fetch.partial import Partial
+from bertvault.fetch.options import PullOptions
 from bertvault.fetch.ranges import RangeSet, chunks
 from bertvault.fetch.remote import Remote, Retryable
 from bertvault.fetch.retry import Budget, GiveUp
 from bertvault.fetch.transfer import _Chunks
+from bertvault.sizes import parse_size
 
 DATA = b"The quick brown fox jumps over the lazy dog"
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -105,7 +106,7 @@ def test_partial_folders_are_claimed_by_rename_not_by_lock(home) -> None:
 
 
 def test_a_dead_process_partial_is_adopted(home) -> None:
-    code = ("from bertvault.fetch.partial import Partial; p = Partial.claim('http://x/w.bin'); "
+    code = ("from bertvault.cache.partial import Partial; p = Partial.claim('http://x/w.bin'); "
             "p.data.write_bytes(b'from the dead'); import os; os._exit(0)")
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
     claimed = Partial.claim("http://x/w.bin")

@@ -71,7 +71,7 @@ def test_early_writeback_is_best_effort(tmp_path) -> None:
     disk), and where the call cannot apply (a pipe, a closed descriptor) it is ignored."""
     import os
 
-    from bertvault.fetch.space import fdatasync, start_writeback
+    from bertvault.io.space import fdatasync, start_writeback
 
     path = tmp_path / "data"
     fd = os.open(path, os.O_RDWR | os.O_CREAT)

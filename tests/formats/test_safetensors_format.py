@@ -9,10 +9,10 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from bertvault.convert.tensors import LazyTensor, bfloat16
 from bertvault.errors import ConversionError
 from bertvault.formats import safetensors as st
 from bertvault.formats.base import WriteJob
+from bertvault.formats.tensors import LazyTensor, bfloat16
 
 
 def _lazy(array: np.ndarray, name: str) -> LazyTensor:

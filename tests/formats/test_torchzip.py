@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from bertvault.convert.tensors import LazyTensor, bfloat16, torch_to_numpy
 from bertvault.formats import pt, torchzip
+from bertvault.formats.tensors import LazyTensor, bfloat16, torch_to_numpy
 
 ARRAYS = {
     "bert.embeddings.word_embeddings.weight": np.random.default_rng(0).standard_normal((83, 32)).astype(np.float32),

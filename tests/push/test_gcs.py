@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bertvault.errors import DownloadError
+from bertvault.errors import UploadError
 from bertvault.push import gcs as gcs_push
 from bertvault.sources import resolve
 
@@ -92,7 +92,7 @@ def test_identical_object_is_not_uploaded_again(gcs, tmp_path):
 def test_missing_bucket_is_one_clear_error(gcs, tmp_path, cli):
     source = tmp_path / "x.bin"
     source.write_bytes(b"x")
-    with pytest.raises(DownloadError, match="could not start an upload session"):
+    with pytest.raises(UploadError, match="could not start an upload session"):
         gcs_push.upload_file(source, "gs://no-such-bucket/x.bin")
     result = cli("push", str(source), "ftp://host/x")
     assert result.returncode == 2 and result.stderr.startswith("error: cannot push to 'ftp://host/x'")

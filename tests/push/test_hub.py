@@ -28,5 +28,7 @@ def test_push_converts_to_an_hf_folder_with_a_model_card(hub, cli, demo_checkpoi
 
 def test_push_to_a_bad_hub_url_is_one_line(cli, demo_checkpoint):
     result = cli("push", "bert-demo-tiny", "hf://just-a-name")
-    assert result.returncode == 3
-    assert result.stderr.strip().splitlines() == ["error: 'hf://just-a-name': expected hf://ORG/REPO[@REVISION]"]
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: 'hf://just-a-name': Repository id must be 'namespace/name', got 'just-a-name'. "
+        "Expected hf://[datasets/|spaces/]ORG/REPO[@REVISION][/PATH]"]

@@ -1,4 +1,4 @@
-"""hf://org/repo/path[@revision] (or hf://org/repo@revision/path) through huggingface_hub.
+"""hf://[datasets/|spaces/]org/repo[@revision]/path through huggingface_hub (hfuri.py parses it).
 
 The Hub's HEAD answer (read by `huggingface_hub.get_hf_file_metadata`, honouring HF_ENDPOINT and
 HF_TOKEN) gives the commit, the size and, for LFS files, the sha256 (X-Linked-Etag); the bytes are
@@ -10,29 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
 
 import requests
 
+from bertvault import hfuri
 from bertvault.fetch.remote import Remote, Retryable, Unavailable
 from bertvault.fetch.transports.http import HttpTransport, origin
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-
-
-def parse(url: str) -> tuple[str, str, str]:
-    """(repo_id, filename, revision) of an hf:// URL."""
-    parts = urlsplit(url)
-    segments = [parts.netloc, *parts.path.lstrip("/").split("/")]
-    if len(segments) < 3 or not all(segments):
-        raise Unavailable(f"{url!r} is not hf://ORG/REPO/PATH[@REVISION]")
-    org, repo, *rest = segments
-    revision = "main"
-    if "@" in repo:
-        repo, revision = repo.split("@", 1)
-    elif "@" in rest[-1]:
-        rest[-1], revision = rest[-1].rsplit("@", 1)
-    return f"{org}/{repo}", "/".join(rest), revision
 
 
 def endpoint() -> str:
@@ -64,9 +49,15 @@ class HubTransport(HttpTransport):
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
         from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
-        repo_id, filename, revision = parse(url)
+        try:
+            where = hfuri.parse(url)
+        except ValueError as exc:
+            raise Unavailable(str(exc)) from None
+        if not where.path:
+            raise Unavailable(f"{url!r} names a repository, not a file in it; expected {hfuri.FORM}")
         base = endpoint()
-        resolve = hf_hub_url(repo_id, filename, revision=revision, endpoint=base)
+        resolve = hf_hub_url(where.repo_id, where.path, repo_type=where.repo_type, revision=where.revision,
+                             endpoint=base)
         try:
             meta = get_hf_file_metadata(resolve, token=token() or False, timeout=self.options.connect_timeout,
                                         endpoint=base)
@@ -87,5 +78,5 @@ class HubTransport(HttpTransport):
         if meta.etag and re.fullmatch(r"[0-9a-f]{64}", meta.etag):
             remote.digests["sha256"] = (meta.etag, "Hub X-Linked-Etag")
         remote.version = meta.etag  # content identity (LFS sha256 or git blob id), not the commit
-        remote.info = {"commit": meta.commit_hash or "", "repo": repo_id, "revision": revision}
+        remote.info = {"commit": meta.commit_hash or "", "repo": where.repo_id, "revision": where.revision or "main"}
         return remote

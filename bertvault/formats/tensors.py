@@ -38,6 +38,15 @@ def is_float(dtype: np.dtype) -> bool:
     return dtype.kind == "f" or dtype.name == "bfloat16"
 
 
+@dataclass
+class Entry:
+    """What a reader knows about one tensor before reading it."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    region: tuple[Path, int] | None = None  # (file, offset) where its bytes lie as they are, if they do
+
+
 @dataclass(frozen=True)
 class LazyTensor:
     shape: tuple[int, ...]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertvault.cache import layout
-from bertvault.cache.owners import in_use, is_stale, new_tag
+from bertvault.io.owners import in_use, is_stale, new_tag
 
 log = logging.getLogger(__name__)
 

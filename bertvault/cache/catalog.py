@@ -1,4 +1,5 @@
-"""Plain-data summaries of artifacts for `list` and `info` (the CLI renders them, scripts read JSON)."""
+"""What the registry lists and what the cache holds of it, as plain data for `list` and `info` (the CLI
+renders it, scripts read its JSON)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Disk space: a full disk is a clear error that keeps the bytes already fetched."""
+"""Disk space: reserve blocks before writing, write around the page cache, and say clearly when a disk is full.
+
+A full disk is an OSError here (errno in DISK_FULL); the caller turns it into its own one-line
+error with `no_space`, which gives the numbers and the fix."""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-from bertvault.errors import DownloadError
 
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -64,20 +65,31 @@ def preallocate(fd: int, size: int) -> None:
         os.ftruncate(fd, size)
 
 
-class DiskFull(DownloadError):
-    """No space left while writing: the partial file is kept for a resume, nothing is installed."""
+def is_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
-def disk_full(exc: OSError, folder: Path, need: int | None = None) -> DiskFull:
-    free = shutil.disk_usage(folder).free
-    need_text = f"{need} more bytes needed, " if need is not None else ""
-    return DiskFull(f"no space left on the device holding {folder} ({need_text}{free} bytes free): "
-                    f"{exc.strerror}; free some space (or point BERTVAULT_HOME at a larger disk) and pull "
-                    f"again: the bytes already fetched are kept")
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes on the device holding `folder` (or its nearest existing parent); None if unknown."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
 
 
-def ensure_free(folder: Path, need: int) -> None:
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise DiskFull(f"not enough free space: {need} more bytes needed, {free} free in {folder}; "
-                       f"free some space or point BERTVAULT_HOME at a larger disk")
+def no_space(folder: Path, need: int | None = None, what: str = "") -> str:
+    """The message for a full disk: where, how much is needed and free, and what to do."""
+    free = free_bytes(folder)
+    numbers = ", ".join(part for part in (
+        f"{need} more bytes needed" if need is not None else "",
+        f"{free} free" if free is not None else "") if part)
+    subject = f"{what}: " if what else ""
+    return f"{subject}no space left on the device holding {folder}" + (f" ({numbers})" if numbers else "")
+
+
+def lacking(folder: Path, need: int) -> int | None:
+    """How many bytes short `folder`'s device is of `need` (None when it has enough or cannot tell)."""
+    free = free_bytes(folder)
+    return need - free if free is not None and need > free else None
