@@ -9,6 +9,7 @@ so `bertvault list` starts about as fast as the interpreter.
 
 import functools
 import gc
+import inspect
 import json
 import logging
 import os
@@ -35,7 +36,8 @@ log = logging.getLogger("bertvault")
 
 
 class _Guarded(typer.Typer):
-    """A Typer whose commands turn BertvaultError into one line on stderr and its exit code."""
+    """A Typer whose commands turn BertvaultError into one line on stderr and its exit code, Ctrl-C into
+    exit 130, and anything unexpected into one line and exit 1 (`--debug` shows the traceback)."""
 
     def command(self, *args: Any, **kwargs: Any) -> Callable:
         register = super().command(*args, **kwargs)
@@ -53,6 +55,15 @@ class _Guarded(typer.Typer):
                 except KeyboardInterrupt:
                     typer.echo("interrupted", err=True)
                     raise typer.Exit(130) from None
+                except (typer.Exit, typer.Abort, SystemExit):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the last resort: a fault bertvault does not know yet
+                    if _debug():
+                        raise
+                    what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    typer.echo(f"internal error: {type(exc).__name__}{': ' + what if what else ''}; run with "
+                               "--debug for the traceback", err=True)
+                    raise typer.Exit(1) from None
 
             register(guarded)
             return fn
@@ -147,7 +158,7 @@ def list_(
 
     Examples: `bertvault list`, `bertvault list --kind dataset`, `bertvault list --format tf1-checkpoint --json`
     """
-    from bertvault.errors import ManifestError
+    from bertvault.errors import UsageError
     from bertvault.registry import FORMATS
 
     problems = []
@@ -156,7 +167,7 @@ def list_(
     if format is not None and format not in FORMATS:
         problems.append(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     if problems:
-        raise ManifestError(problems)
+        raise UsageError(problems)
 
     from bertvault.cache.catalog import select
 
@@ -221,12 +232,12 @@ def info(
 
 
 def _show_provenance(path: Path, as_json: bool) -> None:
-    from bertvault.errors import ManifestError
+    from bertvault.errors import UsageError
     from bertvault.provenance import read_record, record_path
 
     record = read_record(path)
     if record is None:
-        raise ManifestError(f"{path} carries no provenance record ({record_path(path).name}); "
+        raise UsageError(f"{path} carries no provenance record ({record_path(path).name}); "
                             "only outputs written by bertvault have one")
     if as_json:
         typer.echo(json.dumps(record, indent=2))
@@ -370,21 +381,6 @@ def prepare(
     )
 
 
-_DISTRIBUTED = "Distributed"
-
-# Options pretrain and finetune share, declared once.
-_Dropout = Annotated[float | None, typer.Option(help="Dropout [default: the checkpoint's].")]
-_Precision = Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [default: bf16 on GPU/TPU, fp32 on CPU].")]
-_Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda or tpu [default: auto].")]
-_Compile = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")]
-_ConfigFile = Annotated[Path | None, typer.Option(
-    help="TOML or YAML file with any of these settings (options given here win).")]
-_Nnodes = Annotated[int | None, typer.Option(help="Nodes in the job.", rich_help_panel=_DISTRIBUTED)]
-_NodeRank = Annotated[int | None, typer.Option(help="This node's rank.", rich_help_panel=_DISTRIBUTED)]
-_Rdzv = Annotated[str | None, typer.Option(
-    help="HOST:PORT of node 0, the same on every node.", rich_help_panel=_DISTRIBUTED)]
-
-
 def _train_display(total: int, label: str = "pretrain"):
     """A live progress bar on a terminal, one line per logging step otherwise (logs, pipes, CI)."""
     from bertvault.train.metrics import LiveDisplay, PlainDisplay
@@ -411,57 +407,66 @@ def _quiet_unless_rank_zero(fn: Callable) -> Callable:
     return wrapper
 
 
-@app.command()
-@_quiet_unless_rank_zero
-def pretrain(
-    from_: Annotated[str | None, typer.Option(
-        "--from", help="Registered checkpoint name, a checkpoint path (any format convert reads), or `scratch`.")] = None,
-    data: Annotated[str | None, typer.Option(
-        help="Raw text, a `bertvault prepare` folder, TFRecord files (file, folder or glob), or a registered dataset.")] = None,
-    out: Annotated[str | None, typer.Option(help="Run folder: checkpoints, metrics.jsonl, the final model.")] = None,
-    config: Annotated[str | None, typer.Option(
-        "--config", help="With --from scratch: base, large or LAYERS-HIDDEN-HEADS (e.g. 4-256-4).")] = None,
-    vocab: Annotated[str | None, typer.Option(help="vocab.txt (needed with --from scratch).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps [default: 1000].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sequences per device per micro-batch [default: 32].")] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step [default: 1].")] = None,
-    lr: Annotated[float | None, typer.Option(
-        help="Peak learning rate [default: 2e-5 from a checkpoint, 1e-4 from scratch (google-research/bert)].")] = None,
-    warmup: Annotated[int | None, typer.Option(help="Warmup steps [default: 10% of --steps].")] = None,
-    schedule: Annotated[str | None, typer.Option(help="Decay after warmup: linear or poly [default: linear].")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay [default: 0.01].")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adamw or lamb [default: adamw].")] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Tokens per sequence [default: 128].")] = None,
-    max_predictions: Annotated[int | None, typer.Option(help="Masked positions per sequence [default: 20].")] = None,
-    dropout: _Dropout = None,
-    precision: _Precision = None,
-    device: _Device = None,
-    compile: _Compile = None,
-    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps (0: only at the end) [default: 1000].")] = None,
-    keep: Annotated[int | None, typer.Option(help="Checkpoints to keep [default: 3].")] = None,
-    eval_every: Annotated[int | None, typer.Option(
-        help="Evaluate every N steps, and at the start and the end (0: never) [default: 0].")] = None,
-    eval_data: Annotated[str | None, typer.Option(
-        help="Held-out data for --eval-every [default: the first batches of --data].")] = None,
-    eval_batches: Annotated[int | None, typer.Option(help="Batches per evaluation [default: 20].")] = None,
-    log_every: Annotated[int | None, typer.Option(help="Metrics every N steps [default: 10].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [default: 12345].")] = None,
-    workers: Annotated[int | None, typer.Option(help="Data-loader worker processes per rank [default: 1].")] = None,
-    lowercase: Annotated[bool | None, typer.Option(
-        "--lowercase/--no-lowercase", help="Lower-case raw text [default: as the checkpoint was trained].")] = None,
-    export: Annotated[list[str] | None, typer.Option(
-        help="Also export the final model as: tf1 (google-research/bert checkpoint).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")] = False,
-    config_file: _ConfigFile = None,
-    nproc_per_node: Annotated[int | None, typer.Option(
-        help="Processes per node (GPUs, or CPU ranks with gloo); >1 re-launches under torchrun. With "
-             "--device tpu, >1 runs one process per local TPU core (torch_xla).",
-        rich_help_panel=_DISTRIBUTED)] = None,
-    nnodes: _Nnodes = None,
-    node_rank: _NodeRank = None,
-    rdzv_endpoint: _Rdzv = None,
-) -> None:
-    """Continue pretraining a BERT checkpoint (MLM + NSP) on your text, or pretrain one from scratch.
+def _settings(name: str) -> type:
+    from bertvault.train import config
+
+    return getattr(config, name)
+
+
+def _or(choices: tuple[str, ...]) -> str:
+    return ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+
+
+def _setting_options(cls: type) -> list[inspect.Parameter]:
+    """The command-line options of a settings dataclass, from its fields: name, type, default and help
+    are written once, in train/config.py. Every option defaults to None here, so a settings file
+    (--config-file) can supply what the command line leaves out; the help states the real default."""
+    import dataclasses
+    import typing
+
+    from bertvault.train.config import flag_of
+
+    hints = typing.get_type_hints(cls)
+    options = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        kind = hints[f.name]
+        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        text = meta["help"].rstrip(".") + (f": {_or(meta['choices'])}" if meta.get("choices") else "")
+        shown = meta.get("shown") or (None if default is None or default is False or default == "" else default)
+        flag = flag_of(f)
+        declared = [f"{flag}/--no-{flag[2:]}"] if base is bool else [flag]
+        option = typer.Option(*declared, help=text + (f" [default: {shown}]" if shown is not None else "") + ".",
+                              rich_help_panel=meta.get("panel"), show_default=False)
+        options.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                         annotation=Annotated[base | None, option]))
+    return options
+
+
+_CONFIG_FILE = inspect.Parameter(
+    "config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
+    annotation=Annotated[Path | None, typer.Option(help="TOML or YAML file with any of these settings (options given "
+                                                        "here win).")])
+
+
+def _training_command(name: str, cls: type, doc: str, *extra: inspect.Parameter):
+    """Register `fn(**options)` as the command `name`, its options those of `cls` plus `extra`."""
+
+    def register(fn: Callable) -> Callable:
+        parameters = [*extra, _CONFIG_FILE, *_setting_options(cls)]
+        fn.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        fn.__annotations__ = {p.name: p.annotation for p in parameters}
+        fn.__doc__ = doc
+        app.command(name)(_quiet_unless_rank_zero(fn))
+        return fn
+
+    return register
+
+
+@_training_command("pretrain", _settings("PretrainSettings"), """Continue pretraining a BERT checkpoint (MLM + NSP) on your text, or pretrain one from scratch.
 
     Examples:
 
@@ -472,33 +477,51 @@ def pretrain(
       bertvault pretrain --from bert-base-uncased --data 'tfr/*.tfrecord' --out runs/b --nproc-per-node 8
 
       bertvault pretrain --out runs/domain --resume
-    """
-    given = dict(locals())
+    """, inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+    bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")]))
+def pretrain(*, resume: bool = False, config_file: Path | None = None, **given: Any) -> None:
     from bertvault.train import config as settings_module
     from bertvault.train import launch
     from bertvault.train import pretrain as pretraining
 
-    cli_values = {k: v for k, v in given.items() if v is not None and k not in ("resume", "config_file")}
     file_values = settings_module.read_settings_file(config_file, "pretrain") if config_file else {}
-    settings = pretraining.resolve_settings(file_values, cli_values, resume)
-    if launch.wants_launch(settings.nproc_per_node, settings.nnodes, settings.device):
-        pretraining.preflight(settings, resume)
-        launch.relaunch(sys.argv[1:], settings.nproc_per_node, settings.nnodes, settings.node_rank,
-                        settings.rdzv_endpoint)
-        return
-    if settings.device == "tpu" and settings.nproc_per_node > 1:
-        launch.xla_launch(pretraining.run, settings, resume)
-        return
-    with _train_display(settings.steps) as display:
-        result = pretraining.run(settings, resume=resume, display=display)
-    if os.environ.get("RANK", "0") == "0":
+    settings = pretraining.resolve_settings(file_values, given, resume)
+    result = launch.dispatch(settings, pretraining.run, resume, argv=sys.argv[1:],
+                             preflight=lambda: pretraining.preflight(settings, resume),
+                             display=lambda: _train_display(settings.steps))
+    if result is not None and os.environ.get("RANK", "0") == "0":
         typer.echo(f"done: {result.step} steps; model in {result.model_dir}"
                    + (f", TF1 checkpoint in {result.tf1_dir}" if result.tf1_dir else ""))
 
 
+@_training_command("finetune", _settings("FinetuneSettings"), """Finetune a BERT checkpoint for sentence(-pair) classification or regression; keep the best epoch.
+
+    Examples:
+
+      bertvault finetune --from bert-base-uncased --train SST-2/train.tsv --eval SST-2/dev.tsv --out runs/sst2
+
+      bertvault finetune --from runs/domain/model --train MRPC/train.tsv --eval MRPC/dev.tsv --test MRPC/test.tsv --out runs/mrpc
+
+      bertvault finetune --from bert-base-cased --task regression --train STS-B/train.tsv --eval STS-B/dev.tsv --out runs/stsb
+    """)
+def finetune(*, config_file: Path | None = None, **given: Any) -> None:
+    from bertvault.train import config as settings_module
+    from bertvault.train import finetune as finetuning
+    from bertvault.train import launch
+
+    file_values = settings_module.read_settings_file(config_file, "finetune") if config_file else {}
+    settings = finetuning.resolve_settings(file_values, given)
+    result = launch.dispatch(settings, finetuning.run, argv=sys.argv[1:],
+                             display=lambda: _train_display(settings.epochs, label="finetune"))
+    if result is not None and os.environ.get("RANK", "0") == "0":
+        best = ", ".join(f"{k} {v:.4f}" for k, v in result.best_scores.items())
+        typer.echo(f"done: best epoch {result.best_epoch} ({best}); model in {result.model_dir}"
+                   + (f"; predictions in {result.predictions}" if result.predictions else ""))
+
+
 def _progress_reporter(mode: str, every: float):
     """Rich bars on a terminal, periodic plain lines otherwise (or as asked)."""
-    from bertvault.errors import ManifestError
+    from bertvault.errors import UsageError
     from bertvault.fetch.progress import LogReporter, RichReporter
 
     if mode == "auto":
@@ -509,7 +532,7 @@ def _progress_reporter(mode: str, every: float):
         "none": lambda: LogReporter(sys.stderr, 0),  # retries, waits and mismatches are still said
     }
     if mode not in reporters:
-        raise ManifestError(f"--progress must be auto, bars, log or none, got {mode!r}")
+        raise UsageError(f"--progress must be auto, bars, log or none, got {mode!r}")
     return reporters[mode]()
 
 
@@ -746,73 +769,6 @@ def convert_(
     if result.left_out:
         typer.echo(f"  not written (no place in {result.target_format}): {', '.join(result.left_out)}")
     typer.echo(f"  check: {result.check.line()}" if result.check else "  check: skipped")
-
-
-@app.command()
-@_quiet_unless_rank_zero
-def finetune(
-    from_: Annotated[str | None, typer.Option(
-        "--from", help="Registered checkpoint name or a checkpoint path (any format convert reads).")] = None,
-    train: Annotated[str | None, typer.Option(help="Training file: .tsv (GLUE as published), .csv or .jsonl.")] = None,
-    eval: Annotated[str | None, typer.Option("--eval", help="Evaluation file, scored every epoch.")] = None,
-    test: Annotated[str | None, typer.Option(help="Unlabelled file to predict (OUT/predictions.tsv).")] = None,
-    out: Annotated[str | None, typer.Option(help="Output folder: model/, metrics.jsonl, eval_results.json.")] = None,
-    task: Annotated[str | None, typer.Option(help="classification or regression [default: classification].")] = None,
-    text_column: Annotated[str | None, typer.Option(help="Text column name (or 0-based index) [default: GLUE's].")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="Second text column, for sentence pairs.")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column [default: label, score, Quality, ...].")] = None,
-    max_seq_len: Annotated[int | None, typer.Option(help="Tokens per example at most [default: 128].")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the training file [default: 3].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: 2e-5].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Examples per device per step [default: 32].")] = None,
-    metric: Annotated[str | None, typer.Option(
-        help="Score that picks the best epoch: accuracy, f1, mcc, pearson, spearman [default: accuracy / pearson].")] = None,
-    dropout: _Dropout = None,
-    lowercase: Annotated[bool | None, typer.Option(
-        "--lowercase/--no-lowercase", help="Lower-case the text [default: as the checkpoint was trained].")] = None,
-    precision: _Precision = None,
-    device: _Device = None,
-    compile: _Compile = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [default: 42].")] = None,
-    config_file: _ConfigFile = None,
-    nproc_per_node: Annotated[int | None, typer.Option(
-        help="Processes per node; >1 re-launches under torchrun (with --device tpu: one per local TPU core).",
-        rich_help_panel=_DISTRIBUTED)] = None,
-    nnodes: _Nnodes = None,
-    node_rank: _NodeRank = None,
-    rdzv_endpoint: _Rdzv = None,
-) -> None:
-    """Finetune a BERT checkpoint for sentence(-pair) classification or regression; keep the best epoch.
-
-    Examples:
-
-      bertvault finetune --from bert-base-uncased --train SST-2/train.tsv --eval SST-2/dev.tsv --out runs/sst2
-
-      bertvault finetune --from runs/domain/model --train MRPC/train.tsv --eval MRPC/dev.tsv --test MRPC/test.tsv --out runs/mrpc
-
-      bertvault finetune --from bert-base-cased --task regression --train STS-B/train.tsv --eval STS-B/dev.tsv --out runs/stsb
-    """
-    given = dict(locals())
-    from bertvault.train import config as settings_module
-    from bertvault.train import finetune as finetuning
-    from bertvault.train import launch
-
-    cli_values = {k: v for k, v in given.items() if v is not None and k != "config_file"}
-    file_values = settings_module.read_settings_file(config_file, "finetune") if config_file else {}
-    settings = finetuning.resolve_settings(file_values, cli_values)
-    if launch.wants_launch(settings.nproc_per_node, settings.nnodes, settings.device):
-        launch.relaunch(sys.argv[1:], settings.nproc_per_node, settings.nnodes, settings.node_rank,
-                        settings.rdzv_endpoint)
-        return
-    if settings.device == "tpu" and settings.nproc_per_node > 1:
-        launch.xla_launch(finetuning.run, settings)
-        return
-    with _train_display(settings.epochs, label="finetune") as display:
-        result = finetuning.run(settings, display=display)
-    if os.environ.get("RANK", "0") == "0":
-        best = ", ".join(f"{k} {v:.4f}" for k, v in result.best_scores.items())
-        typer.echo(f"done: best epoch {result.best_epoch} ({best}); model in {result.model_dir}"
-                   + (f"; predictions in {result.predictions}" if result.predictions else ""))
 
 
 @app.command()

@@ -25,9 +25,11 @@ wins:
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -85,9 +87,15 @@ def _handed() -> dict[str, list]:
     return data if isinstance(data, dict) else {}
 
 
-def handed_to_children() -> None:
-    """Put where each source was found in the environment, for the processes about to be launched."""
-    os.environ[_HANDED] = json.dumps({text: [str(path), name] for text, (path, name) in _located.items()})
+@contextlib.contextmanager
+def handed_to_children() -> Iterator[None]:
+    """Where each name or URL was found, in the environment of the processes launched meanwhile."""
+    os.environ[_HANDED] = json.dumps({key.split("\0")[0]: [str(path), name]
+                                      for key, (path, name) in _located.items()})
+    try:
+        yield
+    finally:
+        os.environ.pop(_HANDED, None)
 
 
 def registry():
@@ -110,20 +118,29 @@ def _is_cached(name: str) -> bool:
     return layout.is_cached(name)
 
 
+def _key(text: str) -> str:
+    """Names and URLs mean a place in a cache, as configured now (tests and tools change it)."""
+    from bertvault import paths
+
+    return "\0".join((text, str(paths.home()), os.environ.get("BERTVAULT_MANIFESTS", ""),
+                      str(paths.user_manifests_dir())))
+
+
 def _locate(text: str) -> tuple[Path, str | None]:
     """(local path, registered name or None) for what the user typed."""
-    if text in _located:
-        return _located[text]
     handed = _handed().get(text)
     if isinstance(handed, list) and len(handed) == 2:
-        found = Path(handed[0]), handed[1]
-    elif "://" in text:
+        return Path(handed[0]), handed[1]
+    if _key(text) in _located:
+        return _located[_key(text)]
+    if "://" in text:
         from bertvault.fetch.urls import pull_url
 
-        found = pull_url(text), None
+        found: tuple[Path, str | None] = (pull_url(text), None)
     else:
         found = _local_or_registered(text)
-    _located[text] = found
+    if found[1] is not None or "://" in text:  # a local path is looked at afresh each time (it may change)
+        _located[_key(text)] = found
     return found
 
 

@@ -14,7 +14,13 @@ from pathlib import Path, PurePosixPath
 from bertvault import paths
 from bertvault.cache import layout, metadata, store, view
 from bertvault.cache import partial as partials
-from bertvault.errors import BertvaultError, ChecksumMismatch, DownloadError, ManifestError, raise_if
+from bertvault.errors import (
+    BertvaultError,
+    ChecksumMismatch,
+    DownloadError,
+    UsageError,
+    raise_if,
+)
 from bertvault.fetch import assemble
 from bertvault.fetch.fetcher import FileFetcher, FileResult, cached
 from bertvault.fetch.options import PullOptions
@@ -61,7 +67,7 @@ def select(artifact: Artifact, include: tuple[str, ...]) -> list[FileSpec]:
                      for g in include)]
     if not chosen:
         sample = ", ".join(f.path for f in artifact.files[:8]) + (" ..." if len(artifact.files) > 8 else "")
-        raise ManifestError(f"--include {' '.join(include)} matches none of the files of {artifact.name} ({sample})")
+        raise UsageError(f"--include {' '.join(include)} matches none of the files of {artifact.name} ({sample})")
     return chosen
 
 
@@ -130,7 +136,7 @@ def _finish_meta(artifact: Artifact, unpacked: dict[str, dict], in_view: set[str
 
 def pull(name: str | Artifact, options: PullOptions, reporter: Reporter | None = None) -> PullReport:
     """Pull a registered artifact by name, or an Artifact built on the spot (see fetch.urls)."""
-    raise_if(options.problems())
+    raise_if(options.problems(), UsageError)
     reporter = reporter or NullReporter()
     if isinstance(name, Artifact):
         artifact = name

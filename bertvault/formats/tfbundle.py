@@ -11,7 +11,6 @@ TensorFlow's own CheckpointReader instead. TensorFlow writes; tests cross-check 
 from __future__ import annotations
 
 import logging
-import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ _FOOTER = 48
 # tensorflow/core/framework/types.proto
 _DTYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 9: "int64", 10: "bool",
            14: "bfloat16", 17: "uint16", 19: "float16", 22: "uint32", 23: "uint64"}
-_DATA_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 
 
 class Unsupported(Exception):
@@ -211,7 +209,3 @@ def _check_data_files(prefix: Path, files: list[Path], entries: dict[str, Bundle
             problems.append(f"{file} is truncated: {file.stat().st_size} bytes, the index needs {size}")
     if problems:
         raise ConversionError(problems)
-
-
-def data_files_of(prefix: Path) -> list[Path]:
-    return sorted(p for p in prefix.parent.glob(f"{prefix.name}.data-*") if _DATA_RE.search(p.name))

@@ -7,108 +7,131 @@ settings are written beside every checkpoint (`settings.toml`), and `--resume` r
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bertvault.errors import ManifestError, TrainingError, raise_if
+from bertvault.errors import TrainingError, UsageError, raise_if
 
 # google-research/bert: lr 1e-4 from scratch; "2e-5 when continuing from a checkpoint" (README).
 LR_SCRATCH = 1e-4
 LR_CONTINUE = 2e-5
 
 
+DISTRIBUTED = "Distributed"
+
+
+def setting(default: Any = None, help: str = "", *, flag: str | None = None, shown: str | None = None,
+            choices: tuple[str, ...] = (), check: str | None = None, cli: bool = True,
+            panel: str | None = None) -> Any:
+    """A setting, defined once: its default, its help, and how the command line spells it.
+
+    flag: the option's name when it is not --<field-name>; shown: the default as the help states it
+    (when it depends on other settings); choices: allowed values; check: "count" (at least 1),
+    "positive", "non-negative", "fraction" (in [0, 1)); cli=False: settings files only; panel: a help section."""
+    metadata = {"help": help, "flag": flag, "shown": shown, "choices": choices, "check": check, "cli": cli,
+                "panel": panel}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+_FROM_HELP = "Registered checkpoint name, a checkpoint path (any format convert reads)"
+_PRECISION = ("auto", "fp32", "bf16", "fp16")
+_DEVICES = ("auto", "cpu", "cuda", "tpu")
+_NPROC = ("Processes per node; >1 re-launches under torchrun (GPUs, or CPU ranks with gloo). With --device tpu, "
+          ">1 runs one process per local TPU core (torch_xla).")
+
+
 @dataclass
 class PretrainSettings:
-    from_: str | None = None  # a registered name, a path, or "scratch"
-    config: str | None = None  # scratch shape: base | large | L-H-A
-    vocab: str | None = None  # scratch: the vocab.txt to use
-    lowercase: bool | None = None  # raw text: lower-case it (default: what the checkpoint was trained with)
-    data: str | None = None
-    out: str | None = None
-    steps: int = 1000
-    batch_size: int = 32  # per device, per micro-batch
-    grad_accum: int = 1
-    lr: float | None = None  # None: LR_CONTINUE from a checkpoint, LR_SCRATCH from scratch
-    warmup: int | None = None  # steps; None: 10% of --steps (at most 10,000)
-    schedule: str = "linear"  # linear | poly
-    poly_power: float = 0.5
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"  # adamw | lamb
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-6
-    clip: float = 1.0  # global gradient norm; 0 = no clipping
-    seq_len: int = 128
-    max_predictions: int = 20
-    mask_prob: float = 0.15
-    dropout: float | None = None  # None: the checkpoint's own
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    device: str = "auto"  # auto | cpu | cuda | tpu
-    compile: bool = False
-    save_every: int = 1000
-    keep: int = 3
-    eval_every: int = 0
-    eval_data: str | None = None
-    eval_batches: int = 20
-    log_every: int = 10
-    seed: int = 12345
-    workers: int = 1
-    export: list[str] = field(default_factory=list)  # "tf1"
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
-    rdzv_endpoint: str | None = None
+    from_: str | None = setting(None, f"{_FROM_HELP}, or `scratch`.", flag="--from")
+    config: str | None = setting(None, "With --from scratch: base, large or LAYERS-HIDDEN-HEADS (e.g. 4-256-4).")
+    vocab: str | None = setting(None, "vocab.txt (needed with --from scratch; else the checkpoint's own).")
+    lowercase: bool | None = setting(None, "Lower-case raw text.", shown="as the checkpoint was trained")
+    data: str | None = setting(None, "Raw text, a `bertvault prepare` folder, TFRecord files (file, folder or glob), "
+                                     "or a registered dataset.")
+    out: str | None = setting(None, "Run folder: checkpoints, metrics.jsonl, the final model.")
+    steps: int = setting(1000, "Optimizer steps.", check="count")
+    batch_size: int = setting(32, "Sequences per device per micro-batch.", check="count")
+    grad_accum: int = setting(1, "Micro-batches per optimizer step.", check="count")
+    lr: float | None = setting(None, "Peak learning rate.", check="positive",
+                               shown=f"{LR_CONTINUE:g} from a checkpoint, {LR_SCRATCH:g} from scratch (google-research/bert)")
+    warmup: int | None = setting(None, "Warmup steps.", check="non-negative", shown="10% of --steps, at most 10,000")
+    schedule: str = setting("linear", "Decay after warmup.", choices=("linear", "poly"))
+    poly_power: float = setting(0.5, "Power of the poly decay.", cli=False)
+    weight_decay: float = setting(0.01, "Decoupled weight decay.", check="non-negative")
+    optimizer: str = setting("adamw", "Optimizer.", choices=("adamw", "lamb"))
+    beta1: float = setting(0.9, "Adam beta1.", cli=False)
+    beta2: float = setting(0.999, "Adam beta2.", cli=False)
+    eps: float = setting(1e-6, "Adam epsilon.", cli=False)
+    clip: float = setting(1.0, "Global gradient norm to clip to; 0 = no clipping.", check="non-negative", cli=False)
+    seq_len: int = setting(128, "Tokens per sequence.", check="count")
+    max_predictions: int = setting(20, "Masked positions per sequence.", check="count")
+    mask_prob: float = setting(0.15, "Share of tokens masked.", check="fraction", cli=False)
+    dropout: float | None = setting(None, "Dropout.", check="fraction", shown="the checkpoint's")
+    precision: str = setting("auto", "Numeric precision.", choices=_PRECISION, shown="bf16 on GPU/TPU, fp32 on CPU")
+    device: str = setting("auto", "Where to train.", choices=_DEVICES)
+    compile: bool = setting(False, "torch.compile the model.")
+    save_every: int = setting(1000, "Checkpoint every N steps (0: only at the end).", check="non-negative")
+    keep: int = setting(3, "Checkpoints to keep.", check="count")
+    eval_every: int = setting(0, "Evaluate every N steps, and at the start and the end (0: never).",
+                              check="non-negative")
+    eval_data: str | None = setting(None, "Held-out data for --eval-every.", shown="the first batches of --data")
+    eval_batches: int = setting(20, "Batches per evaluation.", check="count")
+    log_every: int = setting(10, "Metrics every N steps.", check="count")
+    seed: int = setting(12345, "Random seed.")
+    workers: int = setting(1, "Data-loader worker processes per rank.", check="non-negative")
+    export: list[str] = setting([], "Also export the final model as (repeatable; tf1: a google-research/bert "
+                                    "checkpoint)", choices=("tf1",))
+    nproc_per_node: int = setting(1, _NPROC, check="count", panel=DISTRIBUTED)
+    nnodes: int = setting(1, "Nodes in the job.", check="count", panel=DISTRIBUTED)
+    node_rank: int = setting(0, "This node's rank.", check="non-negative", panel=DISTRIBUTED)
+    rdzv_endpoint: str | None = setting(None, "HOST:PORT of node 0, the same on every node.", panel=DISTRIBUTED)
 
 
 @dataclass
 class FinetuneSettings:
-    from_: str | None = None
-    task: str = "classification"  # classification | regression
-    train: str | None = None
-    eval: str | None = None
-    test: str | None = None
-    out: str | None = None
-    text_column: str | None = None
-    text_pair_column: str | None = None
-    label_column: str | None = None
-    lowercase: bool | None = None
-    max_seq_len: int = 128
-    epochs: int = 3
-    lr: float = 2e-5
-    batch_size: int = 32
-    warmup: float = 0.1  # fraction of the training steps
-    weight_decay: float = 0.01
-    clip: float = 1.0
-    dropout: float | None = None
-    metric: str | None = None  # the one that picks the best epoch; default accuracy / pearson
-    precision: str = "auto"
-    device: str = "auto"
-    compile: bool = False
-    seed: int = 42
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
-    rdzv_endpoint: str | None = None
+    from_: str | None = setting(None, f"{_FROM_HELP}.", flag="--from")
+    task: str = setting("classification", "What to learn.", choices=("classification", "regression"))
+    train: str | None = setting(None, "Training file: .tsv (GLUE as published), .csv or .jsonl.")
+    eval: str | None = setting(None, "Evaluation file, scored every epoch.")
+    test: str | None = setting(None, "Unlabelled file to predict (OUT/predictions.tsv).")
+    out: str | None = setting(None, "Output folder: model/, metrics.jsonl, eval_results.json.")
+    text_column: str | None = setting(None, "Text column name (or 0-based index).", shown="GLUE's")
+    text_pair_column: str | None = setting(None, "Second text column, for sentence pairs.")
+    label_column: str | None = setting(None, "Label column.", shown="label, score, Quality, ...")
+    lowercase: bool | None = setting(None, "Lower-case the text.", shown="as the checkpoint was trained")
+    max_seq_len: int = setting(128, "Tokens per example at most.", check="count")
+    epochs: int = setting(3, "Passes over the training file.", check="count")
+    lr: float = setting(2e-5, "Peak learning rate.", check="positive")
+    batch_size: int = setting(32, "Examples per device per step.", check="count")
+    warmup: float = setting(0.1, "Warmup, as a fraction of the training steps.", check="fraction", cli=False)
+    weight_decay: float = setting(0.01, "Decoupled weight decay.", check="non-negative", cli=False)
+    clip: float = setting(1.0, "Global gradient norm to clip to; 0 = no clipping.", check="non-negative", cli=False)
+    dropout: float | None = setting(None, "Dropout.", check="fraction", shown="the checkpoint's")
+    metric: str | None = setting(None, "Score that picks the best epoch.", shown="accuracy / pearson",
+                                 choices=("accuracy", "f1", "mcc", "pearson", "spearman"))
+    precision: str = setting("auto", "Numeric precision.", choices=_PRECISION, shown="bf16 on GPU/TPU, fp32 on CPU")
+    device: str = setting("auto", "Where to train.", choices=_DEVICES)
+    compile: bool = setting(False, "torch.compile the model.")
+    seed: int = setting(42, "Random seed.")
+    nproc_per_node: int = setting(1, _NPROC, check="count", panel=DISTRIBUTED)
+    nnodes: int = setting(1, "Nodes in the job.", check="count", panel=DISTRIBUTED)
+    node_rank: int = setting(0, "This node's rank.", check="non-negative", panel=DISTRIBUTED)
+    rdzv_endpoint: str | None = setting(None, "HOST:PORT of node 0, the same on every node.", panel=DISTRIBUTED)
 
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "schedule": ("linear", "poly"),
-    "optimizer": ("adamw", "lamb"),
-    "precision": ("auto", "fp32", "bf16", "fp16"),
-    "device": ("auto", "cpu", "cuda", "tpu"),
-    "task": ("classification", "regression"),
-    "metric": ("accuracy", "f1", "mcc", "pearson", "spearman"),
-}
-POSITIVE = ("steps", "batch_size", "grad_accum", "seq_len", "max_predictions", "keep", "log_every",
-            "epochs", "max_seq_len", "eval_batches", "nproc_per_node", "nnodes")
-NON_NEGATIVE = ("save_every", "eval_every", "weight_decay", "clip", "workers", "node_rank")
 
 # A resumed run must see the same data in the same order: these may change on --resume, nothing else.
 RESUMABLE = {"steps", "save_every", "keep", "eval_every", "eval_data", "eval_batches", "log_every", "export",
              "compile", "device", "workers", "nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "out"}
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 def _key(name: str) -> str:
@@ -125,7 +148,7 @@ def read_settings_file(path: Path, section: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read settings file {path}: {exc}") from None
+        raise UsageError(f"cannot read settings file {path}: {exc}") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -134,9 +157,9 @@ def read_settings_file(path: Path, section: str) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - both parsers have their own error classes
-        raise ManifestError(f"settings file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+        raise UsageError(f"settings file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
     if not isinstance(data, dict):
-        raise ManifestError(f"settings file {path} must hold a table of settings, got {type(data).__name__}")
+        raise UsageError(f"settings file {path} must hold a table of settings, got {type(data).__name__}")
     if isinstance(data.get(section), dict):
         data = data[section]
     return {_key(k): v for k, v in data.items()}
@@ -156,7 +179,7 @@ def resolve(cls: type, file_values: dict[str, Any], cli_values: dict[str, Any]):
         except (TypeError, ValueError) as exc:
             problems.append(f"setting {_public(key)!r}: {exc}")
     settings = cls(**values)
-    raise_if(problems + problems_of(settings))
+    raise_if(problems + problems_of(settings), UsageError)
     return settings
 
 
@@ -184,32 +207,30 @@ def _coerce(value: Any, f: dataclasses.Field) -> Any:
 
 
 def validate(settings) -> None:
-    raise_if(problems_of(settings))
+    raise_if(problems_of(settings), UsageError)
+
+
+_CHECKS = {
+    "count": (lambda v: v >= 1, "must be at least 1"),
+    "positive": (lambda v: v > 0, "must be positive"),
+    "non-negative": (lambda v: v >= 0, "must not be negative"),
+    "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+}
 
 
 def problems_of(settings) -> list[str]:
+    """Every value outside what its setting allows (choices and checks in the field metadata)."""
     problems = []
-    for name, allowed in CHOICES.items():
-        value = getattr(settings, name, None)
-        if value is not None and value not in allowed:
-            problems.append(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {value!r}")
-    for name in POSITIVE:
-        value = getattr(settings, name, None)
-        if value is not None and value <= 0:
-            problems.append(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    for name in NON_NEGATIVE:
-        value = getattr(settings, name, None)
-        if value is not None and value < 0:
-            problems.append(f"--{name.replace('_', '-')} must not be negative, got {value}")
-    if getattr(settings, "lr", None) is not None and settings.lr <= 0:
-        problems.append(f"--lr must be positive, got {settings.lr}")
-    for name in ("mask_prob", "dropout"):
-        value = getattr(settings, name, None)
-        if value is not None and not 0 <= value < 1:
-            problems.append(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
-    for item in getattr(settings, "export", []):
-        if item != "tf1":
-            problems.append(f"--export must be tf1, got {item!r}")
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        choices, check = f.metadata.get("choices"), f.metadata.get("check")
+        for item in value if isinstance(value, list) else [value]:
+            if choices and item not in choices:
+                problems.append(f"{flag_of(f)} must be one of {', '.join(choices)}, got {item!r}")
+        if check and not (isinstance(value, int | float) and math.isfinite(value) and _CHECKS[check][0](value)):
+            problems.append(f"{flag_of(f)} {_CHECKS[check][1]}, got {value}")
     return problems
 
 
@@ -279,12 +300,12 @@ def parse_shape(text: str) -> tuple[int, int, int]:
         return SHAPES[text]
     match = re.fullmatch(r"L?(\d+)-H?(\d+)-A?(\d+)", text.strip())
     if not match:
-        raise ManifestError(
+        raise UsageError(
             f"--config must be {', '.join(SHAPES)} or LAYERS-HIDDEN-HEADS such as 4-256-4, got {text!r}"
         )
     layers, hidden, heads = (int(x) for x in match.groups())
     if hidden % heads:
-        raise ManifestError(f"--config {text}: hidden {hidden} is not a multiple of heads {heads}")
+        raise UsageError(f"--config {text}: hidden {hidden} is not a multiple of heads {heads}")
     return layers, hidden, heads
 
 

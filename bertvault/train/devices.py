@@ -149,9 +149,6 @@ class Device:
     def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
         torch.set_rng_state(state["cpu"])
 
-    def to_cpu(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.detach().cpu()
-
 
 class CudaDevice(Device):
     kind = "cuda"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bertvault import provenance, sources
-from bertvault.errors import DataError, TrainingError, raise_if
+from bertvault.errors import DataError, TrainingError, UsageError, raise_if
 from bertvault.formats.tokenizer import build_tokenizer, write_files
 from bertvault.io.atomic import atomic_output
 from bertvault.train import checkpoint_io, config, devices, optim, scores, tables
@@ -174,11 +174,11 @@ def resolve_settings(file_values: dict, cli_values: dict) -> config.FinetuneSett
     settings = config.absolute_paths(config.resolve(config.FinetuneSettings, file_values, cli_values))
     problems = [f"--{name} is required" for name in ("from_", "train", "eval", "out")
                 if not getattr(settings, name)]
-    raise_if([p.replace("from_", "from") for p in problems], TrainingError)
+    raise_if([p.replace("from_", "from") for p in problems], UsageError)
     if settings.metric in ("pearson", "spearman") and settings.task != "regression":
-        raise TrainingError(f"--metric {settings.metric} is for --task regression; use accuracy, f1 or mcc")
+        raise UsageError(f"--metric {settings.metric} is for --task regression; use accuracy, f1 or mcc")
     if settings.metric in ("accuracy", "f1", "mcc") and settings.task == "regression":
-        raise TrainingError(f"--metric {settings.metric} is for classification; use pearson or spearman")
+        raise UsageError(f"--metric {settings.metric} is for classification; use pearson or spearman")
     return settings
 
 

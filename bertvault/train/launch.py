@@ -12,9 +12,11 @@ import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from bertvault.errors import BertvaultError, TrainingError
+from bertvault.errors import BertvaultError, TrainingError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def torchrun_arguments(argv: list[str], nproc_per_node: int, nnodes: int, node_r
         args.append("--standalone")
     else:
         if rdzv_endpoint is None:
-            raise TrainingError("--nnodes above 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
+            raise UsageError("--nnodes above 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
         # Static rendezvous: node ranks are the ones given, as with torchrun --master-addr/--master-port.
         args += ["--rdzv-backend=static", f"--rdzv-endpoint={rdzv_endpoint}", f"--node-rank={node_rank}"]
     return [*args, "-m", "bertvault", *argv]
@@ -115,6 +117,28 @@ def relaunch(argv: list[str], nproc_per_node: int, nnodes: int, node_rank: int, 
             os.environ.pop(ERROR_DIR, None)
             for logger, level in quieted.items():
                 logger.setLevel(level)
+
+
+def dispatch(settings, run: Callable, *args, argv: list[str], preflight: Callable[[], None] | None = None,
+             display: Callable[[], AbstractContextManager] | None = None):
+    """Run a training command: here, under torchrun (several processes or nodes), or once per local
+    TPU core. Returns what `run` returns where it ran here; None in a launcher.
+
+    Before a launch, `preflight` checks what every process would otherwise find wrong at once, and
+    where each source was found is handed to the children (sources.handed_to_children)."""
+    if wants_launch(settings.nproc_per_node, settings.nnodes, settings.device):
+        if preflight is not None:
+            preflight()
+        from bertvault import sources
+
+        with sources.handed_to_children():
+            relaunch(argv, settings.nproc_per_node, settings.nnodes, settings.node_rank, settings.rdzv_endpoint)
+        return None
+    if settings.device == "tpu" and settings.nproc_per_node > 1:
+        xla_launch(run, settings, *args)
+        return None
+    with display() if display is not None else nullcontext() as shown:
+        return run(settings, *args, display=shown)
 
 
 def xla_launch(fn, *args) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from bertvault import provenance, sources
-from bertvault.errors import TrainingError, raise_if
+from bertvault.errors import TrainingError, UsageError, raise_if
 from bertvault.formats.vocab import vocab_tokens
 from bertvault.train import checkpoint_io, checkpoints, config, devices, optim, pretrain_data
 from bertvault.train.metrics import MetricsLog, Throughput, flops_per_token, mfu
@@ -70,7 +70,7 @@ def resolve_settings(file_values: dict, cli_values: dict, resume: bool) -> confi
     """Defaults < settings file < command line; on --resume the run's saved settings come first."""
     out = cli_values.get("out") or file_values.get("out")
     if not out:
-        raise TrainingError("--out is required: the folder for checkpoints, metrics and the final model")
+        raise UsageError("--out is required: the folder for checkpoints, metrics and the final model")
     if resume:
         out = str(Path(out).expanduser().resolve())
         newest = check_output(config.resolve(config.PretrainSettings, {}, {"out": out}), resume=True)
@@ -86,7 +86,7 @@ def resolve_settings(file_values: dict, cli_values: dict, resume: bool) -> confi
         problems.append("--from scratch needs --config base, large or LAYERS-HIDDEN-HEADS")
     if settings.from_ == "scratch" and not settings.vocab:
         problems.append("--from scratch needs --vocab PATH (the vocab.txt to train with)")
-    raise_if(problems, TrainingError)
+    raise_if(problems, UsageError)
     return settings
 
 

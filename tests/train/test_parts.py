@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from bertvault.errors import ManifestError, TrainingError
+from bertvault.errors import TrainingError, UsageError
 from bertvault.train import config, devices, launch, optim
 from bertvault.train.metrics import flops_per_token
 
@@ -61,14 +61,14 @@ def test_lamb_fits_a_least_squares_problem():
 def test_model_shapes():
     assert config.parse_shape("base") == (12, 768, 12)
     assert config.parse_shape("L4-H256-A4") == (4, 256, 4)
-    with pytest.raises(ManifestError, match="not a multiple"):
+    with pytest.raises(UsageError, match="not a multiple"):
         config.parse_shape("2-100-3")
-    with pytest.raises(ManifestError, match="--config must be"):
+    with pytest.raises(UsageError, match="--config must be"):
         config.parse_shape("huge")
 
 
 def test_settings_are_checked_together():
-    with pytest.raises(ManifestError) as caught:
+    with pytest.raises(UsageError) as caught:
         config.resolve(config.PretrainSettings, {"optimiser": "sgd"}, {"steps": 0, "optimizer": "sgd"})
     message = str(caught.value)
     assert "unknown setting 'optimiser'" in message
@@ -81,7 +81,7 @@ def test_torchrun_arguments():
     assert single[-5:] == ["-m", "bertvault", "pretrain", "--out", "x"]
     multi = launch.torchrun_arguments(["pretrain"], 8, 2, 1, "node0:29500")
     assert "--rdzv-endpoint=node0:29500" in multi and "--node-rank=1" in multi
-    with pytest.raises(TrainingError, match="--rdzv-endpoint"):
+    with pytest.raises(UsageError, match="--rdzv-endpoint"):
         launch.torchrun_arguments(["pretrain"], 8, 2, 1, None)
 
 

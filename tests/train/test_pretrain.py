@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertvault.errors import DataError, TrainingError
+from bertvault.errors import DataError, TrainingError, UsageError
 from bertvault.train import config, pretrain
 
 # Small enough for a few seconds per run on two shared cores.
@@ -150,7 +150,7 @@ def test_bad_input_is_reported_before_any_work(tmp_path, tiny_bert, prepared_sam
     empty.write_text("\n\n")
     with pytest.raises(DataError):
         pretrain.run(settings_for(from_=str(tiny_bert), data=str(empty), out=str(out)))
-    with pytest.raises(TrainingError, match="--from is required"):
+    with pytest.raises(UsageError, match="--from is required"):
         settings_for(data=str(prepared_sample), out=str(out))
     assert not (out / "checkpoints").exists() and not (out / "model").exists()
 

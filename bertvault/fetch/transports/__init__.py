@@ -21,7 +21,6 @@ class Body(Protocol):
 
 
 class Transport(Protocol):
-    network: bool   # False: allowed in offline mode
     parallel: bool  # several connections help
 
     def session(self) -> object: ...

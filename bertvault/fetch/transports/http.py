@@ -116,7 +116,6 @@ def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None
 
 
 class HttpTransport:
-    network = True
     parallel = True
 
     def __init__(self, options: PullOptions) -> None:

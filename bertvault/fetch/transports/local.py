@@ -41,7 +41,6 @@ class FileBody:
 
 
 class FileTransport:
-    network = False
     parallel = False
 
     def __init__(self, options: PullOptions) -> None:
