@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bertvault"
 
 # Lowest first. Modules of one floor may use each other; a floor may use any floor below it.
 FLOORS = [
-    {"__init__", "__version__", "errors", "paths", "sizes", "hfuri"},
+    {"__init__", "__version__", "errors", "paths", "sizes", "hfuri", "relpath"},
     {"io"},
     {"registry"},
     {"formats"},

@@ -10,8 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
+from bertvault import relpath
 from bertvault.cache import layout, store, view
-from bertvault.errors import DownloadError
+from bertvault.errors import DownloadError, UnsafeInput
 from bertvault.fetch import archives
 from bertvault.registry.schema import Artifact, FileSpec
 
@@ -24,14 +25,18 @@ def _reusable(current: Path, record: dict) -> dict[str, dict] | None:
     members = extracted.get("members")
     if extracted.get("sha256") != record.get("sha256") or not members:
         return None
+    home = os.path.realpath(current)
     for rel, info in members.items():
         path = current / rel
-        if path.is_symlink() or not path.is_file() or path.stat().st_size != info.get("size"):
+        # The member itself, at a real path inside the view: a record (old, or edited) that names a
+        # path through a link, or with '..', would otherwise carry a file from elsewhere into the view.
+        if relpath.problem(rel) or os.path.realpath(path) != os.path.join(home, rel) or path.is_symlink() \
+                or not path.is_file() or path.stat().st_size != info.get("size"):
             return None
     return members
 
 
-def _unpack(spec: FileSpec, record: dict, current: Path, stage: Path, ratio: float) -> dict:
+def _unpack(name: str, spec: FileSpec, record: dict, current: Path, stage: Path, ratio: float) -> dict:
     blob = layout.blob_path(record["sha256"])
     members = _reusable(current, record)
     if members is not None:
@@ -41,11 +46,22 @@ def _unpack(spec: FileSpec, record: dict, current: Path, stage: Path, ratio: flo
         declared = archives.uncompressed_size(blob, spec.archive)  # type: ignore[arg-type]
         free = shutil.disk_usage(stage).free
         if declared is not None and declared > free:
-            raise DownloadError(f"not enough free space to extract {spec.path}: {declared} bytes needed, {free} free "
-                                f"in {stage.parent}; free some space and pull again (the archive is kept)")
+            raise DownloadError(f"not enough free space to extract {spec.path}: {declared} bytes needed, "
+                                f"{free} free in {stage.parent}; free some space and pull again "
+                                "(the archive is kept)")
         cap = int(max(blob.stat().st_size, 1 << 20) * ratio)
-        members = archives.extract(blob, spec.archive, stage, spec.archive_root, cap)  # type: ignore[arg-type]
+        members = archives.extract(blob, spec.archive, stage, spec.archive_root, cap,  # type: ignore[arg-type]
+                                   label=f"{name}/{spec.path}")
     return {"type": spec.archive, "root": spec.archive_root, "sha256": record["sha256"], "members": members}
+
+
+def _place(name: str, path: str, sha256: str, stage: Path) -> None:
+    """A plain file into the stage; an archive of the same artifact may have put something there."""
+    try:
+        store.place(layout.blob_path(sha256), stage / path)
+    except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        raise UnsafeInput(f"{name}/{path} clashes with what an archive of {name} extracted ({exc.strerror}); "
+                          "the manifest and the archive disagree on this path") from None
 
 
 def intact(artifact: Artifact, records: dict[str, dict]) -> bool:
@@ -79,13 +95,14 @@ def build(artifact: Artifact, records: dict[str, dict], ratio: float) -> dict[st
                 if record is None or not store.has(record.get("sha256")):
                     continue
                 if spec.archive:
-                    unpacked[spec.path] = _unpack(spec, record, current, stage, ratio)
+                    unpacked[spec.path] = _unpack(artifact.name, spec, record, current, stage, ratio)
                 else:
-                    store.place(layout.blob_path(record["sha256"]), stage / spec.path)
+                    _place(artifact.name, spec.path, record["sha256"], stage)
             view.publish(stage, artifact.name)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DownloadError(f"no space left building the view of {artifact.name} in {current.parent}: "
-                                f"{exc.strerror}; free some space and pull again (downloaded files are kept)") from None
+                                f"{exc.strerror}; free some space and pull again (downloaded files are kept)"
+                                ) from None
         raise
     return unpacked

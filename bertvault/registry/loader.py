@@ -32,6 +32,12 @@ def manifest_files(sources: list[Path]) -> list[Path]:
     return found
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """repr(value), cut in the middle when long: a 10,000-character path must not flood the line."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit - 16]}...{shown[-12:]}"
+
+
 def _field_problem(origin: Path, label: str, error: dict) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "(artifact)"
     message = error["msg"].removeprefix("Value error, ")
@@ -40,7 +46,7 @@ def _field_problem(origin: Path, label: str, error: dict) -> str:
         return f"{origin}: {label}: {where}: required field missing"
     if error["type"] == "extra_forbidden":
         return f"{origin}: {label}: unknown field {where!r}"
-    shown = repr(got) if isinstance(got, (str, int, float, bool)) else type(got).__name__
+    shown = _short(got) if isinstance(got, (str, int, float, bool)) else type(got).__name__
     return f"{origin}: {label}: {where}: {message} (got {shown})"
 
 
@@ -76,7 +82,8 @@ def read_manifest(path: Path, *, builtin: bool = False) -> list[Entry]:
 
     entries: list[Entry] = []
     for index, table in enumerate(tables):
-        label = f"artifact {table.get('name', f'#{index + 1}')!r}" if isinstance(table, dict) else f"#{index + 1}"
+        name = table.get("name", f"#{index + 1}") if isinstance(table, dict) else f"#{index + 1}"
+        label = f"artifact {_short(name)}"
         if isinstance(table, dict):
             _resolve_relative_file_urls(table, path.parent)
         try:

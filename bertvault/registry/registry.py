@@ -19,7 +19,8 @@ def _index(entries: list[Entry], problems: list[str]) -> dict[str, Entry]:
     for entry in entries:
         name = entry.artifact.name
         if name in by_name:
-            problems.append(f"artifact {name!r} is declared twice: in {by_name[name].origin} and {entry.origin}")
+            problems.append(f"artifact {name!r} is declared twice: "
+                            f"in {by_name[name].origin} and {entry.origin}")
         else:
             by_name[name] = entry
     return by_name
@@ -87,12 +88,15 @@ class Registry:
     def same_weights(self, name: str) -> list[str]:
         """Every artifact linked to `name` by same_weights_as, in either direction, transitively."""
         start = self.get(name).name
+        links: dict[str, set[str]] = {}
+        for artifact in self:
+            for ref in artifact.same_weights_as:
+                other = self.get(ref).name
+                links.setdefault(artifact.name, set()).add(other)
+                links.setdefault(other, set()).add(artifact.name)
         seen, todo = {start}, [start]
         while todo:
-            current = self.get(todo.pop())
-            neighbours = [self.get(ref).name for ref in current.same_weights_as]
-            neighbours += [a.name for a in self if current.name in {self.get(r).name for r in a.same_weights_as}]
-            for other in neighbours:
+            for other in links.get(todo.pop(), ()):
                 if other not in seen:
                     seen.add(other)
                     todo.append(other)

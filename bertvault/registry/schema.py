@@ -8,15 +8,19 @@ is expanded into files when the manifest is loaded.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bertvault import relpath
+
 SCHEMES = ("https", "http", "gs", "hf", "file")
 
 FORMATS = {
-    "tf1-checkpoint": "google-research/bert TF1 checkpoint (bert_model.ckpt.* + bert_config.json + vocab.txt)",
+    "tf1-checkpoint": "google-research/bert TF1 checkpoint "
+                      "(bert_model.ckpt.* + bert_config.json + vocab.txt)",
     "tf2-checkpoint": "TF2 Model Garden object-based checkpoint",
     "hf-safetensors": "Hugging Face repository with model.safetensors",
     "hf-pytorch": "Hugging Face repository with pytorch_model.bin",
@@ -30,6 +34,7 @@ FORMATS = {
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+MAX_NAME = 128  # a name is a folder and a file name in the cache (artifacts/<name>, meta/<name>.json)
 _HEX = {"sha256": 64, "md5": 32, "crc32c": 8}
 
 
@@ -40,8 +45,17 @@ class _Strict(BaseModel):
 def _check_url(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
-        raise ValueError(f"URL {url!r} has unsupported scheme {scheme or '(none)'!r}; use one of {', '.join(SCHEMES)}")
+        raise ValueError(f"URL {url!r} has unsupported scheme {scheme or '(none)'!r}; "
+                         f"use one of {', '.join(SCHEMES)}")
     return url
+
+
+def _check_path(what: str, path: str) -> str:
+    why = relpath.problem(path)
+    if why:
+        shown = path if len(path) <= 60 else f"{path[:40]}...{path[-12:]}"
+        raise ValueError(f"{what} {shown!r} {why}")
+    return path
 
 
 def _check_hex(kind: str, value: str | None) -> str | None:
@@ -105,10 +119,12 @@ class FileSpec(Hashes):
     @field_validator("path")
     @classmethod
     def _relative(cls, path: str) -> str:
-        parts = path.split("/")
-        if path.startswith("/") or ".." in parts or "" in parts:
-            raise ValueError(f"file path {path!r} must be relative, without '..' or empty parts")
-        return path
+        return _check_path("file path", path)
+
+    @field_validator("archive_root")
+    @classmethod
+    def _root(cls, root: str | None) -> str | None:
+        return None if root is None else _check_path("archive_root", root.strip("/"))
 
     @property
     def pinned(self) -> bool:
@@ -134,13 +150,41 @@ class ShardSeries(_Strict):
             raise ValueError("a shard series needs '{i}' in its path and in every URL")
         if self.last < self.first:
             raise ValueError(f"last ({self.last}) is below first ({self.first})")
+        # Only the digits differ between the expanded paths, and the last number is the longest.
+        _check_path("shard path", self.path.replace("{i}", str(self.last)))
         return self
 
     def expand(self) -> list[FileSpec]:
+        """The series' files: copies of one validated file, since only the digits differ (and the
+        series checked its longest path); validating each would cost seconds for 40,000 shards."""
+        first = FileSpec(path=self.path.replace("{i}", str(self.first)),
+                         urls=[u.replace("{i}", str(self.first)) for u in self.urls])
         return [
-            FileSpec(path=self.path.replace("{i}", str(i)), urls=[u.replace("{i}", str(i)) for u in self.urls])
+            first.model_copy(update={"path": self.path.replace("{i}", str(i)),
+                                     "urls": [u.replace("{i}", str(i)) for u in self.urls]})
             for i in range(self.first, self.last + 1)
         ]
+
+
+def _check_paths_apart(paths: list[str]) -> None:
+    """No path twice, and none that another needs as its folder ('a' and 'a/b'). Linear in the paths."""
+    duplicates = sorted(p for p, n in Counter(paths).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"file paths listed twice: {_some(duplicates)}")
+    listed = set(paths)
+    clashes = sorted({f"{p} (a file, and the folder of {path})" for path in paths
+                      for p in _folders(path) if p in listed})
+    if clashes:
+        raise ValueError(f"file paths that are also folders of other paths: {_some(clashes)}")
+
+
+def _folders(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts))]
+
+
+def _some(items: list[str], shown: int = 5) -> str:
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 class Artifact(_Strict):
@@ -161,6 +205,9 @@ class Artifact(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
+        if len(name) > MAX_NAME:
+            raise ValueError(f"name {name[:24]!r}... is {len(name)} characters long; "
+                             f"at most {MAX_NAME} are allowed")
         if not NAME_RE.match(name):
             raise ValueError(f"name {name!r} may hold only letters, digits, '.', '_' and '-'")
         return name
@@ -169,6 +216,9 @@ class Artifact(_Strict):
     @classmethod
     def _aliases(cls, aliases: list[str]) -> list[str]:
         for alias in aliases:
+            if len(alias) > MAX_NAME:
+                raise ValueError(f"alias {alias[:24]!r}... is {len(alias)} characters long; "
+                                 f"at most {MAX_NAME} are allowed")
             if not ALIAS_RE.match(alias):
                 raise ValueError(f"alias {alias!r} may hold only letters, digits, '.', '_', '-' and '/'")
         return aliases
@@ -188,10 +238,7 @@ class Artifact(_Strict):
             object.__setattr__(self, "shards", [])
         if not self.files:
             raise ValueError("an artifact needs at least one entry in files or shards")
-        paths = [f.path for f in self.files]
-        duplicates = sorted({p for p in paths if paths.count(p) > 1})
-        if duplicates:
-            raise ValueError(f"file paths listed twice: {', '.join(duplicates)}")
+        _check_paths_apart([f.path for f in self.files])
         if self.kind == "checkpoint" and self.architecture is None and self.format != "bundle":
             raise ValueError("a checkpoint needs an architecture table")
         return self

@@ -1,5 +1,6 @@
-"""Safe extraction: what a hostile archive tries, refused with the member named; and archives pulled
-into the view with their root folder stripped, swapped in at once."""
+"""Extraction as a publisher's archive needs it: the root folder stripped, members hashed, links inside
+kept, and archives pulled into the view, swapped in at once and reused. What a hostile or damaged
+archive tries is tested in tests/adversarial/test_hostile_archives.py."""
 
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def tar_member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarf
 
 
 def test_zip_root_is_stripped_and_members_hashed(tmp_path) -> None:
-    archive = make_zip(tmp_path / "m.zip", {"uncased_L-2/vocab.txt": b"[PAD]\n", "uncased_L-2/sub/c.json": b"{}",
-                                            "README": b"outside the root"})
+    archive = make_zip(tmp_path / "m.zip", {"uncased_L-2/vocab.txt": b"[PAD]\n",
+                                            "uncased_L-2/sub/c.json": b"{}", "README": b"outside the root"})
     dest = tmp_path / "out"
     dest.mkdir()
     files = extract(archive, "zip", dest, "uncased_L-2", cap=1 << 20)
@@ -56,41 +57,14 @@ def test_zip_root_is_stripped_and_members_hashed(tmp_path) -> None:
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == ["sub", "sub/c.json", "vocab.txt"]
 
 
-@pytest.mark.parametrize("kind, build, message", [
-    ("zip", lambda p: make_zip(p, {"../evil.txt": b"x"}), "climbs out of the folder with '..'"),
-    ("zip", lambda p: make_zip(p, {"/etc/evil": b"x"}), "has an absolute path"),
-    ("zip", lambda p: make_zip(p, {"a.txt": b"x"}, links={"link": "../../etc/passwd"}), "links outside the folder"),
-    ("tar.gz", lambda p: make_tar(p, [tar_member("ok/../../evil")], {"ok/../../evil": b"x"}), "refused"),
-    ("tar.gz", lambda p: make_tar(p, [tar_member("link", tarfile.SYMTYPE, "/etc/passwd")]), "refused"),
-    ("tar.gz", lambda p: make_tar(p, [tar_member("hard", tarfile.LNKTYPE, "../outside")]), "refused"),
-    ("tar.gz", lambda p: make_tar(p, [tar_member("dev", tarfile.CHRTYPE)]), "refused"),
-    ("tar.gz", lambda p: make_tar(p, [tar_member("fifo", tarfile.FIFOTYPE)]), "refused"),
-])
-def test_hostile_members_are_refused(tmp_path, kind, build, message) -> None:
-    archive = build(tmp_path / f"bad.{kind}")
-    dest = tmp_path / "out"
-    dest.mkdir()
-    with pytest.raises(UnsafeInput, match=message):
-        extract(archive, kind, dest, None, cap=1 << 20)
-    assert not (tmp_path / "evil.txt").exists() and not (tmp_path.parent / "evil").exists()
-
-
 def test_links_inside_the_archive_are_kept(tmp_path) -> None:
-    archive = make_tar(tmp_path / "ok.tar.gz", [tar_member("d/a.txt"), tar_member("d/b.txt", tarfile.SYMTYPE, "a.txt")],
+    archive = make_tar(tmp_path / "ok.tar.gz",
+                       [tar_member("d/a.txt"), tar_member("d/b.txt", tarfile.SYMTYPE, "a.txt")],
                        {"d/a.txt": b"A"})
     dest = tmp_path / "out"
     dest.mkdir()
     extract(archive, "tar.gz", dest, "d", cap=1 << 20)
     assert os.readlink(dest / "b.txt") == "a.txt" and (dest / "b.txt").read_bytes() == b"A"
-
-
-def test_a_zip_bomb_stops_at_the_cap(tmp_path) -> None:
-    archive = make_zip(tmp_path / "bomb.zip", {"zeros.bin": bytes(20 << 20)})
-    assert archive.stat().st_size < 100_000
-    dest = tmp_path / "out"
-    dest.mkdir()
-    with pytest.raises(UnsafeInput, match="expands past 10485760 bytes .*zip bomb"):
-        extract(archive, "zip", dest, None, cap=10 << 20)
 
 
 def test_a_missing_archive_root_is_reported(tmp_path) -> None:
@@ -107,10 +81,11 @@ def test_pulled_archive_lands_in_the_view_and_is_reused(cli, nginx, manifest, ho
         "uncased_L-2_H-128_A-2/bert_model.ckpt.index": b"index"})
     tarball = make_tar(tmp_path / "data.tar.gz", [tar_member("bert_data/512/shard.bin")],
                        {"bert_data/512/shard.bin": b"s" * 999})
-    manifest.add("tiny-zip", {"path": "uncased_L-2_H-128_A-2.zip", "urls": [nginx.put("a.zip", archive.read_bytes())],
+    manifest.add("tiny-zip", {"path": "uncased_L-2_H-128_A-2.zip",
+                              "urls": [nginx.put("a.zip", archive.read_bytes())],
                               "archive": "zip", "archive_root": "uncased_L-2_H-128_A-2"},
-                 {"path": "data.tar.gz", "urls": [nginx.put("d.tgz", tarball.read_bytes())], "archive": "tar.gz",
-                  "archive_root": "bert_data"})
+                 {"path": "data.tar.gz", "urls": [nginx.put("d.tgz", tarball.read_bytes())],
+                  "archive": "tar.gz", "archive_root": "bert_data"})
     assert cli("pull", "tiny-zip", "--progress", "none").exit_code == 0
     view = home / "artifacts" / "tiny-zip"
     assert sorted(str(p.relative_to(view)) for p in view.rglob("*") if p.is_file()) == \
@@ -121,17 +96,8 @@ def test_pulled_archive_lands_in_the_view_and_is_reused(cli, nginx, manifest, ho
     assert meta["complete"] and members["vocab.txt"]["size"] == 12
 
     inode = (view / "vocab.txt").stat().st_ino
-    (home / "artifacts" / "tiny-zip" / "512" / "shard.bin").unlink()  # damage the view: rebuilt on the next pull
+    (view / "512" / "shard.bin").unlink()  # damage the view: rebuilt on the next pull
     assert cli("pull", "tiny-zip", "--progress", "none").exit_code == 0
     assert (view / "512" / "shard.bin").read_bytes() == b"s" * 999
     assert (view / "vocab.txt").stat().st_ino == inode  # the zip was not extracted again
     assert not [p for p in (home / "artifacts").iterdir() if p.name.startswith(".")]
-
-
-def test_unsafe_archive_pull_fails_and_publishes_nothing(cli, nginx, manifest, home, tmp_path) -> None:
-    archive = make_zip(tmp_path / "evil.zip", {"../../escape.txt": b"x"})
-    manifest.add("evil", {"path": "evil.zip", "urls": [nginx.put("evil.zip", archive.read_bytes())], "archive": "zip"})
-    result = cli("pull", "evil", "--progress", "none")
-    assert result.exit_code == 6 and "'../../escape.txt' climbs out" in result.stderr
-    assert not (home / "artifacts" / "evil").exists() and not (home / "escape.txt").exists()
-    assert not [p for p in (home / "artifacts").iterdir()]
