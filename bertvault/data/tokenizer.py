@@ -1,26 +1,22 @@
-"""BERT's tokenizer built with the `tokenizers` library from a checkpoint's vocab.txt.
+"""The fast path of bertvault's one tokenizer, for `prepare`: many lines at once, each word tokenized once.
 
-`build_tokenizer` gives the same tokens as google-research/bert's FullTokenizer (and as
-`transformers.BertTokenizerLegacy`, the pure-Python port): BERT normalizer (control characters
-removed, CJK characters split, lower-casing and accent stripping when uncased), punctuation and
-whitespace split, greedy longest-match WordPiece. Two known differences, both handled by
-`LineEncoder` in Python before the Rust pipeline so that it matches exactly: the Rust normalizer
-lower-cases character by character, so a word-final Greek 'Σ' becomes 'σ' where Python's
-`str.lower()` gives 'ς'; and transformers' BasicTokenizer composes text to NFC first, which only
-matters for cased vocabs (uncased ones decompose and strip accents anyway).
+The tokenizer itself is `formats.tokenizer.build_tokenizer` (the `tokenizers` WordPiece pipeline,
+saved as the tokenizer.json of every export); `LineEncoder` gives exactly its ids, only faster. The
+pipeline costs about 1-2 µs per word here, while natural text repeats its words (Zipf), so the ids
+of every space-separated word are memoized and only unseen words go to `encode_batch` (grouped into
+strings of a few hundred words, split back by token offsets). Splitting at ASCII spaces is exact:
+a space always ends a pre-token, and every step before WordPiece works on one character at a time
+(NFD cannot combine across a space, which is a starter), so a line's tokens are the concatenation
+of its words' tokens.
 
-`LineEncoder` is the fast path `prepare` uses. The `tokenizers` BERT pipeline costs about
-1-2 µs per word on these machines, while natural text repeats its words (Zipf), so it memoizes
-the ids of every space-separated word and sends only unseen words to `encode_batch` (grouped into
-strings of a few hundred words, split back by token offsets). Splitting at
-ASCII spaces is exact: a space always ends a pre-token, and every step before WordPiece is
-per character (NFD cannot combine across a space, which is a starter), so a line's tokens are
-the concatenation of its words' tokens.
+For an uncased vocab, text is lower-cased before the memo, so "The" and "the" share an entry. The
+pipeline lower-cases one character at a time; Python's `str.lower` does too, except that it turns
+a word-final 'Σ' into 'ς' where the pipeline gives 'σ': so 'Σ' becomes 'σ' first, and the two agree
+(tests/data/test_tokenizer.py checks this on random text from every Unicode block).
 """
 
 from __future__ import annotations
 
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +61,8 @@ class LineEncoder:
         if not lines:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
         text = " \n ".join(lines) + " \n"
-        if not text.isascii():
-            text = unicodedata.normalize("NFC", text)
-        if self.lowercase:
-            # Python's lower() applies the Greek final-sigma rule like google's tokenizer;
-            # the Rust normalizer lower-cases char by char (Σ → σ, never ς). It also merges
-            # case variants in the memo.
-            text = text.lower()
+        if self.lowercase:  # see the module docstring: what the pipeline would do, sooner
+            text = (text if text.isascii() else text.replace("Σ", "σ")).lower()
         words = text.split(" ")
         if len(self._words) > self.max_words:
             self._reset()

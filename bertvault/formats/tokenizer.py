@@ -4,6 +4,12 @@
 and every HF export use it, and `write_files` writes it for `AutoTokenizer` (tokenizer.json,
 tokenizer_config.json, special_tokens_map.json, vocab.txt), so a model tokenizes the same text
 into the same ids wherever it goes next.
+
+It is google-research/bert's algorithm (BERT normalizer: control characters removed, CJK characters
+split, lower-casing and accent stripping when uncased; punctuation and whitespace split; greedy
+longest-match WordPiece, words of up to 200 characters as google's, where transformers' slow
+tokenizer stops at 100). Where it departs from google's FullTokenizer, the README's
+"Tokenization" section lists each case with an example, and tests/data/test_tokenizer.py pins them.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 
 from bertvault.formats.vocab import read_vocab
 
+MAX_WORD = 200  # characters; a longer word is [UNK] (google's limit)
 SPECIAL_TOKENS = {
     "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
 }
@@ -24,7 +31,7 @@ def build_tokenizer(vocab_path: Path, lowercase: bool):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     vocab = read_vocab(vocab_path)
-    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD))
     tokenizer.normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase
     )
