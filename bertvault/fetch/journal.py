@@ -33,8 +33,11 @@ def boot_id() -> str | None:
 
 
 def validators(remote: Remote) -> dict:
+    """What identifies the remote's bytes, and whether they can be asked for in ranges (else a
+    partial download of it can never be resumed)."""
     return {"v": VERSION, "url": remote.url, "size": remote.size, "etag": remote.etag,
-            "last_modified": remote.last_modified, "version": remote.version}
+            "last_modified": remote.last_modified, "version": remote.version,
+            "ranges": remote.ranges and remote.size is not None}
 
 
 def resumable(header: dict, remote: Remote) -> str | None:
@@ -48,6 +51,16 @@ def resumable(header: dict, remote: Remote) -> str | None:
     if not strong:
         return "the server gives no ETag, Last-Modified or version to prove the file is unchanged"
     for field in strong:
+        if header.get(field) != now[field]:
+            return f"{field} changed ({header.get(field)} → {now[field]})"
+    return None
+
+
+def changed(header: dict, remote: Remote) -> str | None:
+    """How `remote` differs from what `header` recorded of it (size, version, ETag, Last-Modified), or
+    None: unlike `resumable`, a server that gives no validators is not called changed."""
+    now = validators(remote)
+    for field in ("size", "version", "etag", "last_modified"):
         if header.get(field) != now[field]:
             return f"{field} changed ({header.get(field)} → {now[field]})"
     return None

@@ -7,7 +7,8 @@ import errno
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bertvault.errors import DownloadError
@@ -68,12 +69,28 @@ class DiskFull(DownloadError):
     """No space left while writing: the partial file is kept for a resume, nothing is installed."""
 
 
-def disk_full(exc: OSError, folder: Path, need: int | None = None) -> DiskFull:
+def disk_full(exc: OSError, folder: Path, need: int | None = None, *, resumable: bool = True) -> DiskFull:
+    """`resumable`: False for a server that sends the file only whole (no ranges): its partial
+    download cannot be resumed, and is removed to give the space back."""
     free = shutil.disk_usage(folder).free
     need_text = f"{need} more bytes needed, " if need is not None else ""
+    after = ("the bytes already fetched are kept" if resumable
+             else "this server sends the file only whole, so it is fetched again from the start")
     return DiskFull(f"no space left on the device holding {folder} ({need_text}{free} bytes free): "
                     f"{exc.strerror}; free some space (or point BERTVAULT_HOME at a larger disk) and pull "
-                    f"again: the bytes already fetched are kept")
+                    f"again: {after}")
+
+
+@contextmanager
+def disk_full_is_an_error(folder: Path, label: str = "") -> Iterator[None]:
+    """Turn a full disk met inside the block into DiskFull (prefixed `label: `), the bytes kept."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        error = disk_full(exc, folder)
+        raise DiskFull([f"{label}: {p}" if label else p for p in error.problems]) from None
 
 
 def ensure_free(folder: Path, need: int) -> None:

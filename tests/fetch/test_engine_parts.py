@@ -42,12 +42,14 @@ def test_every_server_digest_header_is_read() -> None:
 
 def test_range_scoped_and_malformed_digests_are_ignored() -> None:
     assert from_headers({"Content-MD5": B64MD5}, partial=True) == {}  # on a 206 it covers the range only
-    assert from_headers({"Content-MD5": "not base64!", "X-Linked-Etag": '"a1b2c3"'}) == {}  # git sha1: not sha256
+    # a git sha1 in X-Linked-Etag is not a sha256
+    assert from_headers({"Content-MD5": "not base64!", "X-Linked-Etag": '"a1b2c3"'}) == {}
 
 
 def test_check_names_expected_source_and_got() -> None:
     claims = [Claim("sha256", SHA, "manifest"), Claim("md5", "0" * 32, "server content-md5")]
-    assert check(claims, {"sha256": SHA, "md5": MD5}) == [f"md5 expected {'0' * 32} (server content-md5), got {MD5}"]
+    expected = [f"md5 expected {'0' * 32} (server content-md5), got {MD5}"]
+    assert check(claims, {"sha256": SHA, "md5": MD5}) == expected
 
 
 def test_range_set_merges_and_reports_gaps() -> None:
@@ -61,7 +63,8 @@ def test_range_set_merges_and_reports_gaps() -> None:
 
 
 def _remote(**kw) -> Remote:
-    return Remote(**{"url": "http://x/f", "get_url": "http://x/f", "size": 100, "ranges": True, "etag": '"e1"', **kw})
+    fields = {"url": "http://x/f", "get_url": "http://x/f", "size": 100, "ranges": True, "etag": '"e1"'}
+    return Remote(**{**fields, **kw})
 
 
 def test_journal_resumes_only_the_same_remote(tmp_path) -> None:
@@ -97,8 +100,10 @@ def test_partial_folders_are_claimed_by_rename_not_by_lock(home) -> None:
     second = Partial.claim("http://x/model.bin")  # first is alive and busy: a folder of its own
     assert first.dir != second.dir and not first.adopted and not second.adopted
     (first.data).write_bytes(b"half")
+    journals.Journal(first.journal).start(_remote(size=4), RangeSet([(0, 4)]))
     first.give_back()
-    second.discard()
+    second.give_back()  # holds no byte: nothing to resume, removed
+    assert [p.name for p in (home / "partial").iterdir()] == [first.key]
     resumed = Partial.claim("http://x/model.bin")
     assert resumed.adopted and resumed.data.read_bytes() == b"half"
     assert not Partial.claim("http://x/model.bin").adopted  # only one process gets it
