@@ -41,31 +41,38 @@ def _unpack(spec: FileSpec, record: dict, current: Path, stage: Path, ratio: flo
         declared = archives.uncompressed_size(blob, spec.archive)  # type: ignore[arg-type]
         free = shutil.disk_usage(stage).free
         if declared is not None and declared > free:
-            raise DownloadError(f"not enough free space to extract {spec.path}: {declared} bytes needed, {free} free "
-                                f"in {stage.parent}; free some space and pull again (the archive is kept)")
+            raise DownloadError(f"not enough free space to extract {spec.path}: {declared} bytes needed, "
+                                f"{free} free in {stage.parent}; free some space and pull again (the archive "
+                                f"is kept)")
         cap = int(max(blob.stat().st_size, 1 << 20) * ratio)
         members = archives.extract(blob, spec.archive, stage, spec.archive_root, cap)  # type: ignore[arg-type]
     return {"type": spec.archive, "root": spec.archive_root, "sha256": record["sha256"], "members": members}
 
 
-def intact(artifact: Artifact, records: dict[str, dict]) -> bool:
-    """True when the current view already shows every recorded file exactly."""
+def _difference(current: Path, spec: FileSpec, record: dict) -> str | None:
+    """Why the view does not show this recorded file exactly, or None."""
+    if spec.archive:
+        reusable = _reusable(current, record) is not None
+        return None if reusable else f"files extracted from {spec.path} are missing or changed"
+    try:
+        entry = (current / spec.path).stat()
+    except OSError:
+        return f"{spec.path} is missing"
+    if not os.path.samestat(entry, layout.blob_path(record["sha256"]).stat()):
+        return f"{spec.path} is not the cached file (changed or replaced since it was pulled)"
+    return None
+
+
+def differences(artifact: Artifact, records: dict[str, dict]) -> list[tuple[str, str]]:
+    """(path, why) for every recorded file the current view does not show exactly."""
     current = layout.artifact_dir(artifact.name)
+    found = []
     for spec in artifact.files:
         record = records.get(spec.path)
-        if record is None:
-            continue
-        if spec.archive:
-            if _reusable(current, record) is None:
-                return False
-            continue
-        path = current / spec.path
-        try:
-            if not os.path.samestat(path.stat(), layout.blob_path(record["sha256"]).stat()):
-                return False
-        except OSError:
-            return False
-    return current.is_dir()
+        why = _difference(current, spec, record) if record is not None else None
+        if why is not None:
+            found.append((spec.path, why))
+    return found
 
 
 def build(artifact: Artifact, records: dict[str, dict], ratio: float) -> dict[str, dict]:
@@ -86,6 +93,7 @@ def build(artifact: Artifact, records: dict[str, dict], ratio: float) -> dict[st
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DownloadError(f"no space left building the view of {artifact.name} in {current.parent}: "
-                                f"{exc.strerror}; free some space and pull again (downloaded files are kept)") from None
+                                f"{exc.strerror}; free some space and pull again (downloaded files are kept)"
+                                ) from None
         raise
     return unpacked
