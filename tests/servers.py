@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import gzip
 import hashlib
 import hmac
 import http.server
@@ -13,10 +14,12 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +110,8 @@ class Nginx:
         self.root.mkdir(parents=True)
         self.port = free_port()
         conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=self.dir, root=self.root, port=self.port, rate=rate, workers=workers))
+        conf.write_text(NGINX_CONF.format(dir=self.dir, root=self.root, port=self.port, rate=rate,
+                                          workers=workers))
         self.process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf),
                                          "-e", str(self.dir / "error.log")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -136,7 +140,8 @@ class Nginx:
         return lines
 
     def bytes_sent(self, path_suffix: str) -> int:
-        return sum(line.sent for line in self.log() if line.path.endswith(path_suffix) and line.method == "GET")
+        return sum(line.sent for line in self.log()
+                   if line.path.endswith(path_suffix) and line.method == "GET")
 
     def close(self) -> None:
         stop(self.process)
@@ -157,8 +162,9 @@ class Azurite:
     def __init__(self, base: Path) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [shutil.which("azurite-blob") or "azurite-blob", "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-             "--location", str(base / "azurite"), "--silent", "--skipApiVersionCheck", "--disableTelemetry"],
+            [shutil.which("azurite-blob") or "azurite-blob", "--blobHost", "127.0.0.1",
+             "--blobPort", str(self.port), "--location", str(base / "azurite"), "--silent",
+             "--skipApiVersionCheck", "--disableTelemetry"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process, timeout=60)
         self.base = f"http://127.0.0.1:{self.port}/{AZURE_ACCOUNT}"
@@ -173,7 +179,8 @@ class Azurite:
         standard = [headers.get(h, "") for h in _SIGNED]
         ms_headers = sorted((k.lower(), v) for k, v in headers.items() if k.lower().startswith("x-ms-"))
         canonical_headers = "".join(f"{k}:{v}\n" for k, v in ms_headers)
-        resource = f"/{AZURE_ACCOUNT}/{AZURE_ACCOUNT}{path}" + "".join(f"\n{k}:{v}" for k, v in sorted(query.items()))
+        resource = f"/{AZURE_ACCOUNT}/{AZURE_ACCOUNT}{path}" + "".join(f"\n{k}:{v}"
+                                                                        for k, v in sorted(query.items()))
         to_sign = method + "\n" + "\n".join(standard) + "\n" + canonical_headers + resource
         signature = base64.b64encode(hmac.new(AZURE_KEY, to_sign.encode(), hashlib.sha256).digest()).decode()
         headers["Authorization"] = f"SharedKey {AZURE_ACCOUNT}:{signature}"
@@ -184,7 +191,8 @@ class Azurite:
     def upload(self, container: str, name: str, data: bytes, md5: bytes | None = None) -> str:
         """A public blob with Content-MD5 stored (the real one unless `md5` is given)."""
         if container not in self.containers:
-            self.request("PUT", f"/{container}", {"restype": "container"}, {"x-ms-blob-public-access": "blob"})
+            self.request("PUT", f"/{container}", {"restype": "container"},
+                         {"x-ms-blob-public-access": "blob"})
             self.containers.add(container)
         self.request("PUT", f"/{container}/{name}", headers={
             "x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream",
@@ -215,8 +223,9 @@ class FakeGcs:
     def __init__(self, binary: Path) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port), "-backend", "memory",
-             "-log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
+             "-backend", "memory", "-log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process)
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.buckets: set[str] = set()
@@ -225,8 +234,8 @@ class FakeGcs:
         if bucket not in self.buckets:
             requests.post(f"{self.endpoint}/storage/v1/b", json={"name": bucket}).raise_for_status()
             self.buckets.add(bucket)
-        requests.post(f"{self.endpoint}/upload/storage/v1/b/{bucket}/o", params={"uploadType": "media", "name": name},
-                      data=data).raise_for_status()
+        requests.post(f"{self.endpoint}/upload/storage/v1/b/{bucket}/o",
+                      params={"uploadType": "media", "name": name}, data=data).raise_for_status()
         return f"gs://{bucket}/{name}"
 
     def close(self) -> None:
@@ -249,11 +258,21 @@ class Served:
     data: bytes
     etag: str
     faults: list[str | None] = field(default_factory=list)  # one per GET, in order; None = behave
-    after: bytes | None = None       # the file's new content once faults run out ("etag-change")
+    after: bytes | None = None       # the other version of the file, swapped in by "etag-change"
     ranges: bool = True
     sized: bool = True  # False: no Content-Length, the body ends when the connection closes
     headers: dict[str, str] = field(default_factory=dict)
+    head_headers: dict[str, str | None] = field(default_factory=dict)  # HEAD answers only; None drops one
+    if_range: bool = True  # False: If-Range is ignored, as some object stores do
+    redirect: str | None = None  # every request is answered 302 with this Location, as it is
+    encode: str | None = None  # "gzip": GET bodies compressed on the fly though identity was asked for
+    hang: tuple[str, ...] = ()  # methods answered with nothing at all: the connection stays open, silent
+    before_end: Callable[[], None] | None = None  # called before a GET body's last 16 KiB (to fill a disk)
     gets: int = 0
+
+
+STATUS_FAULTS = {"500": (500,), "503": (503,), "404": (404,), "416": (416,),
+                 "429": (429, {"Retry-After": "1"})}
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -284,11 +303,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.seen.append(seen)
         self.server.route(self, seen, head)
 
-    def send_body(self, seen: Seen, body: bytes, *, limit: int | None = None, stall: float = 0.0) -> None:
+    def send_body(self, seen: Seen, body: bytes, *, limit: int | None = None, stall: float = 0.0,
+                  before_end: Callable[[], None] | None = None) -> None:
         """Write the body (only `limit` bytes, then drop the connection, when given)."""
         part = body if limit is None else body[:limit]
         try:
             for i in range(0, len(part), 16384):
+                if before_end is not None and i + 16384 >= len(part):
+                    self.wfile.flush()
+                    before_end()
                 self.wfile.write(part[i:i + 16384])
                 seen.sent += len(part[i:i + 16384])
                 if stall and seen.sent >= len(part) // 2:
@@ -309,14 +332,21 @@ class FaultServer(http.server.ThreadingHTTPServer):
 
     Faults: "drop:N" (send N bytes, then close), "500"/"503", "429" (Retry-After: 1), "200" (ignore
     Range), "corrupt" (flip a byte), "stall:S" (pause S seconds half-way), "404", "416",
-    "etag-change" (serve `after` with a new ETag from this request on).
+    "etag-change" (serve `after` with a new ETag from this request on), "overlong" (4 KiB more than
+    the Content-Range says, with a Content-Length to match). Per file (see Served): lies in HEAD
+    answers, If-Range ignored, redirects, on-the-fly gzip, silence.
     """
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.scheme = "http"
+        if tls is not None:  # HTTPS, with the context's certificate
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         self.lock = threading.Lock()
+        self._closing = threading.Event()
         self.files: dict[str, Served] = {}
         self.seen: list[Seen] = []
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -335,7 +365,7 @@ class FaultServer(http.server.ThreadingHTTPServer):
     def add(self, name: str, data: bytes, faults: list[str | None] = (), **kw) -> str:
         etag = '"' + hashlib.md5(data).hexdigest()[:16] + '"'
         self.files["/" + name] = Served(data, etag, list(faults), **kw)
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{name}"
 
     def gets(self, name: str) -> list[Seen]:
         return [s for s in self.seen if s.method == "GET" and s.path == "/" + name]
@@ -344,49 +374,86 @@ class FaultServer(http.server.ThreadingHTTPServer):
         served = self.files.get(h.path.split("?")[0])
         if served is None:
             return self.status(h, 404)
-        fault = None
-        if not head:
-            with self.lock:
-                fault = served.faults[served.gets] if served.gets < len(served.faults) else None
-                served.gets += 1
-        if fault == "etag-change":  # the publisher replaced the file
-            served.data = served.after or served.data
-            served.etag = '"' + hashlib.md5(served.data).hexdigest()[:16] + '"'
-            fault = None
-        if fault in ("500", "503", "404", "416"):
-            return self.status(h, int(fault))
-        if fault == "429":
-            return self.status(h, 429, {"Retry-After": "1"})
+        if h.command in served.hang:
+            return self._hang(h)
+        if served.redirect is not None:
+            return self.status(h, 302, {"Location": served.redirect})
+        fault = None if head else self._next_fault(served)
+        if fault in STATUS_FAULTS:
+            return self.status(h, *STATUS_FAULTS[fault])
         data = served.data
         wanted = _range(h.headers.get("Range"), len(data)) if served.ranges and fault != "200" else None
-        if wanted and h.headers.get("If-Range") not in (None, served.etag):
+        if wanted and served.if_range and h.headers.get("If-Range") not in (None, served.etag):
             wanted = None  # changed since: the whole new file
         if wanted and wanted[0] >= len(data):
             return self.status(h, 416, {"Content-Range": f"bytes */{len(data)}"})
         start, end = wanted or (0, len(data))
-        body = data[start:end]
-        if fault == "corrupt" and body:
-            body = bytes([body[0] ^ 0xFF]) + body[1:]
-        h.send_response(206 if wanted else 200)
-        if served.sized:
-            h.send_header("Content-Length", str(end - start))
-        else:
-            h.send_header("Connection", "close")
-            h.close_connection = True
-        h.send_header("ETag", served.etag)
-        h.send_header("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
-        if served.ranges and served.sized:
-            h.send_header("Accept-Ranges", "bytes")
-        if wanted:
-            h.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
-        for k, v in served.headers.items():
-            h.send_header(k, v)
-        h.end_headers()
+        body, headers = self._body(served, fault, head, data[start:end],
+                                   self._headers(served, wanted, start, end, len(data)))
+        self._send_head(h, 206 if wanted else 200, headers, close=not served.sized)
         if head:
             return
         limit = int(fault.split(":")[1]) if fault and fault.startswith("drop:") else None
         stall = float(fault.split(":")[1]) if fault and fault.startswith("stall:") else 0.0
-        h.send_body(seen, body, limit=limit, stall=stall)
+        h.send_body(seen, body, limit=limit, stall=stall, before_end=served.before_end)
+
+    @staticmethod
+    def _send_head(h: _Handler, code: int, headers: dict, *, close: bool) -> None:
+        h.send_response(code)
+        for k, v in headers.items():
+            if v is not None:  # None: a header the HEAD answer leaves out
+                h.send_header(k, v)
+        if close:
+            h.close_connection = True
+        h.end_headers()
+
+    def _next_fault(self, served: Served) -> str | None:
+        """This GET's fault; "etag-change" is done here (the publisher replaces the file; a second
+        change puts the old one back) and leaves the GET to behave."""
+        with self.lock:
+            fault = served.faults[served.gets] if served.gets < len(served.faults) else None
+            served.gets += 1
+            if fault == "etag-change":
+                served.data, served.after = served.after or served.data, served.data
+                served.etag = '"' + hashlib.md5(served.data).hexdigest()[:16] + '"'
+                fault = None
+        return fault
+
+    @staticmethod
+    def _body(served: Served, fault: str | None, head: bool, body: bytes,
+              headers: dict) -> tuple[bytes, dict]:
+        """The body and headers as the file's settings and this request's fault make them."""
+        if fault == "corrupt" and body:
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
+        if served.encode == "gzip" and not head:
+            body = gzip.compress(body)
+            headers.update({"Content-Encoding": "gzip", "Content-Length": str(len(body))})
+        if fault == "overlong":  # more than the Content-Range says, with a Content-Length to match
+            body += b"\0" * 4096
+            headers["Content-Length"] = str(len(body))
+        if head:
+            headers.update(served.head_headers)
+        return body, headers
+
+    @staticmethod
+    def _headers(served: Served, wanted: tuple[int, int] | None, start: int, end: int, size: int) -> dict:
+        headers: dict[str, str | None] = {}
+        if served.sized:
+            headers["Content-Length"] = str(end - start)
+        else:
+            headers["Connection"] = "close"
+        headers["ETag"] = served.etag
+        headers["Last-Modified"] = "Mon, 01 Jan 2024 00:00:00 GMT"
+        if served.ranges and served.sized:
+            headers["Accept-Ranges"] = "bytes"
+        if wanted:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        return {**headers, **served.headers}
+
+    def _hang(self, h: _Handler) -> None:
+        """Answer nothing, keeping the connection open until the server closes."""
+        self._closing.wait()
+        h.close_connection = True
 
     def status(self, h: _Handler, code: int, headers: dict | None = None) -> None:
         body = f"error {code}\n".encode()
@@ -399,6 +466,7 @@ class FaultServer(http.server.ThreadingHTTPServer):
             h.wfile.write(body)
 
     def close(self) -> None:
+        self._closing.set()
         self.shutdown()
         self.server_close()
 
@@ -415,10 +483,11 @@ class MockHub(FaultServer):
         self.cdn = cdn
         self.repo_files: dict[str, tuple[bytes, bool]] = {}
 
-    def add_repo_file(self, repo: str, name: str, data: bytes, lfs: bool = True, cdn_data: bytes | None = None) -> str:
+    def add_repo_file(self, repo: str, name: str, data: bytes, lfs: bool = True,
+                      cdn_data: bytes | None = None) -> str:
         self.repo_files[f"/{repo}/resolve/main/{name}"] = (data, lfs)
         if lfs:
-            self.cdn.add(f"lfs/{hashlib.sha256(data).hexdigest()}", cdn_data if cdn_data is not None else data)
+            self.cdn.add(f"lfs/{hashlib.sha256(data).hexdigest()}", data if cdn_data is None else cdn_data)
         else:
             self.add(f"{repo}/resolve/main/{name}", data)
         return f"hf://{repo}/{name}"

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from filelock import FileLock, Timeout
 
@@ -17,6 +18,8 @@ from bertvault.cache import layout
 from bertvault.io.owners import HOST, pid_alive
 
 log = logging.getLogger(__name__)
+
+TMP_GRACE_SECONDS = 60  # an owner file being written lives for microseconds; one this old was orphaned
 
 
 def _owner(path) -> dict | None:
@@ -59,8 +62,8 @@ def waiting_lock(name: str, what: str, say: Callable[[str], None], every: float 
                 break
             waited = time.monotonic() - started
             if waited - told >= every:
-                say(f"waiting for {_describe(owner)}, which is fetching {owner.get('what', what) if owner else what} "
-                    f"({waited:.0f} s so far)")
+                fetching = owner.get("what", what) if owner else what
+                say(f"waiting for {_describe(owner)}, which is fetching {fetching} ({waited:.0f} s so far)")
                 told = waited
     if held:
         tmp = owner_file.with_suffix(f".{os.getpid()}.tmp")
@@ -73,3 +76,43 @@ def waiting_lock(name: str, what: str, say: Callable[[str], None], every: float 
         if held:
             owner_file.unlink(missing_ok=True)
             lock.release()
+
+
+def leftovers() -> list[Path]:
+    """Owner files of dead processes of this host, and half-written owner files (for `cache gc`)."""
+    root = layout.locks_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.glob("*.owner"):
+        owner = _owner(path)
+        if owner and owner.get("host") == HOST and not pid_alive(int(owner.get("pid", 0))):
+            found.append(path)
+    cutoff = time.time() - TMP_GRACE_SECONDS
+    for path in root.glob("*.tmp"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def remove_unused() -> int:
+    """Delete the lock files nobody holds now (each is taken, then unlinked, then let go). A process
+    that opened one just before may then hold a lock nobody else sees, and fetch a file twice: that
+    costs time, never correctness (see the top of this module)."""
+    root = layout.locks_dir()
+    removed = 0
+    for path in root.glob("*.lock") if root.is_dir() else []:
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        try:
+            path.unlink(missing_ok=True)
+            removed += 1
+        finally:
+            lock.release()
+    return removed

@@ -7,6 +7,8 @@
 
 `complete` (read by `layout.is_cached`) is true once every non-optional file is in the view.
 The per-file sha256 is also the trust-on-first-use record: later pulls and `verify` hold the file to it.
+A record always names at least one file: one left with none (a failed first pull) is removed, so
+nothing lists, verifies or keeps an artifact that was never fetched.
 """
 
 from __future__ import annotations
@@ -31,11 +33,21 @@ def empty(name: str) -> dict:
     return {"name": name, "complete": False, "updated": None, "files": {}}
 
 
-def read(name: str) -> dict:
-    meta = layout.read_meta(name)
+def _sound(meta: object) -> bool:
+    """A record as this module writes it: every file a mapping, every sha256 a digest (a damaged one
+    could otherwise name a path outside the blob store)."""
     if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
-        return empty(name)
-    return meta
+        return False
+    records = meta["files"].values()
+    return all(isinstance(r, dict) and (r.get("sha256") is None or (isinstance(r["sha256"], str)
+                                                                    and layout.SHA256.fullmatch(r["sha256"])))
+               for r in records)
+
+
+def read(name: str) -> dict:
+    """The record of `name`; an empty one if there is none, or it is damaged (never trusted)."""
+    meta = layout.read_meta(name)
+    return meta if _sound(meta) else empty(name)  # type: ignore[return-value]
 
 
 def write(name: str, meta: dict) -> None:
@@ -50,14 +62,18 @@ def write(name: str, meta: dict) -> None:
 
 
 def update(name: str, change: Callable[[dict], None]) -> dict:
-    """Read, change and write the record. The lock only avoids lost updates between processes; the
-    file itself is replaced atomically, so a reader never sees half a record either way."""
+    """Read, change and write the record (or remove it, once it names no file). The lock only avoids
+    lost updates between processes; the file itself is replaced atomically, so a reader never sees
+    half a record either way."""
     layout.locks_dir().mkdir(parents=True, exist_ok=True)
-    with FileLock(str(layout.locks_dir() / f"meta-{name}.lock")):
+    with FileLock(str(layout.locks_dir() / f"meta-{layout.check_name(name)}.lock")):
         meta = read(name)
         change(meta)
         meta["updated"] = now()
-        write(name, meta)
+        if meta["files"]:
+            write(name, meta)
+        else:
+            remove(name)
         return meta
 
 
@@ -69,8 +85,19 @@ def record_file(name: str, path: str, record: dict) -> None:
 
 
 def names() -> list[str]:
+    """Artifacts with a record file (empty or unreadable ones included: see `cached`)."""
     root = layout.meta_dir()
-    return sorted(p.stem for p in root.glob("*.json")) if root.is_dir() else []
+    return sorted(p.stem for p in root.glob("*.json") if layout.is_name(p.stem)) if root.is_dir() else []
+
+
+def cached() -> list[str]:
+    """Artifacts whose record names at least one file."""
+    return [name for name in names() if read(name)["files"]]
+
+
+def unused() -> list[str]:
+    """Records that name no file, or cannot be read: leftovers of older runs, for `cache gc`."""
+    return [name for name in names() if not read(name)["files"]]
 
 
 def remove(name: str) -> None:

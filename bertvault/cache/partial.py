@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertvault.cache import layout
-from bertvault.io.owners import in_use, is_stale, new_tag
+from bertvault.cache.journal import Journal
+from bertvault.io.owners import HOST, in_use, is_stale, new_tag, owner_of
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,18 @@ class Partial:
         mine.mkdir()
         return cls(mine, name, adopted=False)
 
+    def resumable(self) -> bool:
+        """True when the journal says some bytes are written here, of a file that can be asked for
+        in ranges (the rest of a file a server sends only whole can never be asked for)."""
+        loaded = Journal(self.journal).load() if self.data.exists() else None
+        return loaded is not None and loaded[0].get("ranges", True) and loaded[1].total() > 0
+
     def give_back(self) -> None:
-        """Keep the bytes for a later resume: rename to the shared resumable name."""
+        """Keep the bytes for a later resume: rename to the shared resumable name. A folder with
+        nothing to resume (stopped while connecting, or a file sent only whole) is removed."""
+        if not self.resumable():
+            self.discard()
+            return
         target = self.dir.parent / self.key
         try:
             os.rename(self.dir, target)
@@ -73,8 +84,9 @@ class Partial:
 
 
 def stale(max_age_seconds: float, now: float) -> list[Path]:
-    """Partial folders that no live process of this host owns and nobody touched for `max_age_seconds`
-    (folders of other hosts sharing the cache are judged by age alone)."""
+    """Partial folders that no live process of this host owns, and that nobody touched for
+    `max_age_seconds` or that hold no byte to resume (folders of other hosts sharing the cache are
+    judged by age alone: theirs may be starting)."""
     root = layout.partial_dir()
     if not root.is_dir():
         return []
@@ -86,7 +98,9 @@ def stale(max_age_seconds: float, now: float) -> list[Path]:
             newest = max((p.stat().st_mtime for p in path.iterdir()), default=path.stat().st_mtime)
         except OSError:
             continue
-        if now - newest >= max_age_seconds:
+        owner = owner_of(path.name)
+        ours = owner is None or owner[0] == HOST
+        if now - newest >= max_age_seconds or (ours and not Partial(path, path.name, True).resumable()):
             found.append(path)
     return found
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bertvault.cache import layout
-from bertvault.cache.store import place
+from bertvault.cache.store import copy
 from bertvault.io.owners import is_stale, new_tag
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ def publish(stage: Path, name: str) -> Path:
         except OSError as exc:  # another process published first: swap again
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
-    raise OSError(errno.EBUSY, f"could not publish the view of {name}: other processes keep replacing it", str(target))
+    raise OSError(errno.EBUSY, f"could not publish the view of {name}: other processes keep replacing it",
+                  str(target))
 
 
 def remove(name: str) -> bool:
@@ -106,7 +107,8 @@ def leftovers() -> list[Path]:
     root = layout.artifacts_root()
     if not root.is_dir():
         return []
-    return [p for p in root.iterdir() if p.name.startswith((STAGE_PREFIX, RETIRED_PREFIX)) and is_stale(p.name)]
+    return [p for p in root.iterdir()
+            if p.name.startswith((STAGE_PREFIX, RETIRED_PREFIX)) and is_stale(p.name)]
 
 
 def files(view: Path) -> Iterator[Path]:
@@ -117,7 +119,9 @@ def files(view: Path) -> Iterator[Path]:
 
 
 def materialize(view: Path, dest: Path) -> int:
-    """Hardlink (or copy) every file of a view into `dest`, each atomically; return the count."""
+    """Copy every file of a view into `dest`, each atomically, links kept as links; return the count.
+    Copies, never hardlinks: a user's file must not share its bytes with the cache, where an edit
+    would change what `verify` holds to (see store.copy)."""
     count = 0
     for rel in files(view):
         source = view / rel
@@ -127,6 +131,6 @@ def materialize(view: Path, dest: Path) -> int:
             target.unlink(missing_ok=True)
             target.symlink_to(os.readlink(source))
         else:
-            place(source, dest / rel)
+            copy(source, dest / rel)
         count += 1
     return count

@@ -64,24 +64,30 @@ def _place(name: str, path: str, sha256: str, stage: Path) -> None:
                           "the manifest and the archive disagree on this path") from None
 
 
-def intact(artifact: Artifact, records: dict[str, dict]) -> bool:
-    """True when the current view already shows every recorded file exactly."""
+def _difference(current: Path, spec: FileSpec, record: dict) -> str | None:
+    """Why the view does not show this recorded file exactly, or None."""
+    if spec.archive:
+        reusable = _reusable(current, record) is not None
+        return None if reusable else f"files extracted from {spec.path} are missing or changed"
+    try:
+        entry = (current / spec.path).stat()
+    except OSError:
+        return f"{spec.path} is missing"
+    if not os.path.samestat(entry, layout.blob_path(record["sha256"]).stat()):
+        return f"{spec.path} is not the cached file (changed or replaced since it was pulled)"
+    return None
+
+
+def differences(artifact: Artifact, records: dict[str, dict]) -> list[tuple[str, str]]:
+    """(path, why) for every recorded file the current view does not show exactly."""
     current = layout.artifact_dir(artifact.name)
+    found = []
     for spec in artifact.files:
         record = records.get(spec.path)
-        if record is None:
-            continue
-        if spec.archive:
-            if _reusable(current, record) is None:
-                return False
-            continue
-        path = current / spec.path
-        try:
-            if not os.path.samestat(path.stat(), layout.blob_path(record["sha256"]).stat()):
-                return False
-        except OSError:
-            return False
-    return current.is_dir()
+        why = _difference(current, spec, record) if record is not None else None
+        if why is not None:
+            found.append((spec.path, why))
+    return found
 
 
 def build(artifact: Artifact, records: dict[str, dict], ratio: float) -> dict[str, dict]:

@@ -17,7 +17,7 @@ from bertvault.errors import BertvaultError, ChecksumMismatch, DownloadError
 from bertvault.fetch.digests import Claim, can_compute, check
 from bertvault.fetch.downloader import Download, Fetched
 from bertvault.fetch.options import PullOptions
-from bertvault.fetch.remote import Unavailable
+from bertvault.fetch.remote import Mismatch, Unavailable, disk_full_is_an_error
 from bertvault.fetch.retry import Stop
 from bertvault.fetch.task import Task
 from bertvault.fetch.transports import for_url, is_network
@@ -51,7 +51,8 @@ def claims_for(spec: FileSpec, record: dict | None) -> list[Claim]:
     if spec.size is not None:
         claims.append(Claim("size", str(spec.size), "manifest"))
     if record and record.get("sha256") and not spec.sha256:
-        claims.append(Claim("sha256", record["sha256"], f"recorded at first use, {record.get('fetched', '?')}"))
+        when = record.get("fetched", "?")
+        claims.append(Claim("sha256", record["sha256"], f"recorded at first use, {when}"))
     return claims
 
 
@@ -82,7 +83,8 @@ def quarantine(data: os.PathLike, artifact: str, spec: FileSpec, url: str, probl
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{os.path.basename(spec.path)}.{time.strftime('%Y%m%dT%H%M%S')}.{new_tag()}"
     os.replace(data, target)
-    target.with_name(target.name + ".why").write_text(f"{url}\n" + "\n".join(problems) + "\n", encoding="utf-8")
+    why = target.with_name(target.name + ".why")
+    why.write_text(f"{url}\n" + "\n".join(problems) + "\n", encoding="utf-8")
     return str(target)
 
 
@@ -103,7 +105,13 @@ class FileFetcher:
         self.artifact, self.options, self.stop, self.event = artifact, options, stop, event
 
     def fetch(self, spec: FileSpec, task: Task) -> FileResult:
+        """The file from the cache or a mirror; a full disk anywhere on the way (the lock, the partial
+        folder, the record, the blob) is one DiskFull that keeps what was fetched."""
         label = f"{self.artifact}/{spec.path}"
+        with disk_full_is_an_error(layout.partial_dir().parent, label):
+            return self._fetch(spec, task, label)
+
+    def _fetch(self, spec: FileSpec, task: Task, label: str) -> FileResult:
         task.state = "waiting"
         with waiting_lock(partials.key(spec.urls[0]), label, self.event, cancelled=self.stop.is_set):
             # Another process may have installed it while we waited: read the record now.
@@ -129,9 +137,10 @@ class FileFetcher:
                 continue
             part = Partial.claim(url)
             try:
-                fetched = self._download(url, part, task, claims, label)
+                fetched = self._download(url, part, task, claims, label, spec.size)
             except Unavailable as exc:
                 problems.append(f"{url}: {exc}")
+                mismatched = mismatched or isinstance(exc, Mismatch)
                 more = "; trying the next mirror" if url != spec.urls[-1] else ""
                 self.event(f"{label}: {url} failed ({exc}){more}")
                 continue
@@ -151,12 +160,13 @@ class FileFetcher:
         error = ChecksumMismatch if mismatched else DownloadError
         raise error([f"{label}: {p}" for p in problems] or [f"{label}: no mirror to try"])
 
-    def _download(self, url: str, part: Partial, task: Task, claims: list[Claim], label: str) -> Fetched:
+    def _download(self, url: str, part: Partial, task: Task, claims: list[Claim], label: str,
+                  size: int | None) -> Fetched:
         """Fetch into the claimed partial folder; on any failure give it back for a later resume."""
         try:
             algos = {c.algo for c in claims if can_compute(c.algo)}
             return Download(for_url(url, self.options), url, part, algos, self.options, task, self.stop,
-                            self.event).run()
+                            self.event, size).run()
         except BertvaultError as exc:  # a full disk: no other mirror would do better
             part.give_back()
             raise type(exc)([f"{label}: {p}" for p in exc.problems]) from None
@@ -164,12 +174,20 @@ class FileFetcher:
             part.give_back()
             raise
 
-    def _install(self, spec: FileSpec, part: Partial, fetched: Fetched, claims: list[Claim], task: Task) -> FileResult:
+    def _install(self, spec: FileSpec, part: Partial, fetched: Fetched, claims: list[Claim],
+                 task: Task) -> FileResult:
+        """Record the verified file, then move it into the store. The record comes first: where
+        either step fails (a full disk), the partial download is given back whole, so the next pull
+        installs it without fetching a byte, held to the hash recorded if the record was written."""
         task.state = "installing"
         trust = trust_of(claims)
-        store.install(part.data, fetched.hashes["sha256"], fsync=False)  # the transfer synced it
+        try:
+            metadata.record_file(self.artifact, spec.path, record_of(fetched, claims, trust))
+            store.install(part.data, fetched.hashes["sha256"], fsync=False)  # the transfer synced it
+        except BaseException:
+            part.give_back()
+            raise
         part.discard()
-        metadata.record_file(self.artifact, spec.path, record_of(fetched, claims, trust))
         task.finish("done")
         return FileResult(spec.path, "downloaded", fetched.size, fetched.hashes["sha256"], fetched.remote.url,
                           fetched=task.fetched, resumed=task.resumed, seconds=task.seconds, trust=trust,

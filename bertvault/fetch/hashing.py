@@ -16,8 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from bertvault.fetch.buffers import ALIGN, align_down, align_up, aligned
-from bertvault.fetch.ranges import RangeSet
 from bertvault.io.hashing import HASHERS, update_all
+from bertvault.io.ranges import RangeSet
 
 
 class Progress:

@@ -1,5 +1,6 @@
 """`bertvault pull`: choose an artifact's files, fetch the missing ones (several at once), build the
-view, record what was pulled, and optionally materialize the view elsewhere."""
+view, record what was pulled, and optionally copy the view elsewhere (`--to`: a copy of the user's
+own, never sharing bytes with the cache, in a folder checked before anything is fetched)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 import fnmatch
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -25,9 +27,11 @@ from bertvault.fetch import assemble
 from bertvault.fetch.fetcher import FileFetcher, FileResult, cached
 from bertvault.fetch.options import PullOptions
 from bertvault.fetch.progress import NullReporter, Reporter
+from bertvault.fetch.remote import DiskFull, disk_full_is_an_error
 from bertvault.fetch.retry import Stop
 from bertvault.fetch.task import Task
 from bertvault.fetch.transports import is_network
+from bertvault.io.space import DISK_FULL
 from bertvault.registry.schema import Artifact, FileSpec
 
 log = logging.getLogger(__name__)
@@ -67,7 +71,8 @@ def select(artifact: Artifact, include: tuple[str, ...]) -> list[FileSpec]:
                      for g in include)]
     if not chosen:
         sample = ", ".join(f.path for f in artifact.files[:8]) + (" ..." if len(artifact.files) > 8 else "")
-        raise UsageError(f"--include {' '.join(include)} matches none of the files of {artifact.name} ({sample})")
+        raise UsageError(f"--include {' '.join(include)} matches none of the files of {artifact.name} "
+                         f"({sample})")
     return chosen
 
 
@@ -76,8 +81,8 @@ def _check_offline(artifact: Artifact, files: list[FileSpec], records: dict) -> 
                if not cached(f, records.get(f.path)) and all(is_network(u) for u in f.urls)]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DownloadError(f"offline mode (--offline or BERTVAULT_OFFLINE=1): {artifact.name} is not in the cache "
-                            f"(missing {shown}); pull it once with network access")
+        raise DownloadError(f"offline mode (--offline or BERTVAULT_OFFLINE=1): {artifact.name} is not in the "
+                            f"cache (missing {shown}); pull it once with network access")
 
 
 def _check_space(artifact: Artifact, files: list[FileSpec], records: dict) -> None:
@@ -87,8 +92,8 @@ def _check_space(artifact: Artifact, files: list[FileSpec], records: dict) -> No
     root.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(root).free
     if need > free:
-        raise DownloadError(f"not enough free space for {artifact.name}: {need} bytes needed, {free} free in {root}; "
-                            f"free some space or set BERTVAULT_HOME to a larger disk")
+        raise DownloadError(f"not enough free space for {artifact.name}: {need} bytes needed, {free} free in "
+                            f"{root}; free some space or set BERTVAULT_HOME to a larger disk")
 
 
 def _fetch_all(fetcher: FileFetcher, files: list[FileSpec], tasks: dict[str, Task], jobs: int,
@@ -121,6 +126,54 @@ def _fetch_all(fetcher: FileFetcher, files: list[FileSpec], tasks: dict[str, Tas
     return [f.result() for f in futures]
 
 
+def check_target(to: Path) -> None:
+    """`--to` must be a folder outside the cache that can be written, or created: said before any
+    byte is fetched."""
+    home = paths.home().resolve()
+    resolved = to.resolve()
+    if resolved == home or home in resolved.parents:
+        raise UsageError(f"--to {to} is inside the cache ({home}); name a folder outside it")
+    existing = to
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--to {to}: {existing} is not a folder; name a folder (it is created if missing)")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--to {to}: cannot write in {existing} ({exc.strerror}); name a folder you can "
+                         f"write") from None
+
+
+def copy_to(report: PullReport, to: Path) -> None:
+    """Copy the view into `to` (reflinks where the filesystem has them: see store.copy)."""
+    try:
+        to.mkdir(parents=True, exist_ok=True)
+        view.materialize(report.view, to)
+    except OSError as exc:
+        where = f"the artifact is complete in the cache at {report.view}"
+        if exc.errno in DISK_FULL:
+            free = shutil.disk_usage(to).free
+            raise DiskFull(f"no space left on the device holding {to} ({free} bytes free) while copying the "
+                           f"artifact there; {where}: free some space and pull again") from None
+        raise UsageError(f"--to {to}: cannot write {exc.filename or to} ({exc.strerror}); {where}") from None
+    report.materialized = to
+
+
+def _rebuild_view(artifact: Artifact, present: dict[str, dict], results: list[FileResult],
+                  reporter: Reporter, ratio: float) -> dict[str, dict]:
+    """Publish the view again where it no longer shows every present file exactly, saying why when
+    it is a repair (not the arrival of new files); returns the archive records."""
+    downloaded = {r.path for r in results if r.status == "downloaded"}
+    reasons = [why for path, why in assemble.differences(artifact, present) if path not in downloaded]
+    if not reasons and not downloaded:
+        return {}
+    if reasons and layout.artifact_dir(artifact.name).is_dir():
+        reporter.event(f"{artifact.name}: rebuilding the view: {'; '.join(reasons)}")
+    return assemble.build(artifact, present, ratio)
+
+
 def _finish_meta(artifact: Artifact, unpacked: dict[str, dict], in_view: set[str]) -> bool:
     required = {f.path for f in artifact.files if not f.optional}
     complete = required <= in_view
@@ -137,6 +190,8 @@ def _finish_meta(artifact: Artifact, unpacked: dict[str, dict], in_view: set[str
 def pull(name: str | Artifact, options: PullOptions, reporter: Reporter | None = None) -> PullReport:
     """Pull a registered artifact by name, or an Artifact built on the spot (see fetch.urls)."""
     raise_if(options.problems(), UsageError)
+    if options.to is not None:
+        check_target(options.to)
     reporter = reporter or NullReporter()
     if isinstance(name, Artifact):
         artifact = name
@@ -161,19 +216,18 @@ def pull(name: str | Artifact, options: PullOptions, reporter: Reporter | None =
     finally:
         reporter.stop()
 
-    records = metadata.read(artifact.name)["files"]
-    failed = {r.path for r in results if r.status == "failed"}
-    present = {f.path: records[f.path] for f in artifact.files
-               if f.path in records and f.path not in failed and store.has(records[f.path].get("sha256"))}
-    unpacked: dict[str, dict] = {}
-    if not present:
-        view.remove(artifact.name)
-    elif not assemble.intact(artifact, present) or any(r.status == "downloaded" for r in results):
-        unpacked = assemble.build(artifact, present, options.max_extract_ratio)
-    complete = _finish_meta(artifact, unpacked, set(present))
+    with disk_full_is_an_error(paths.home(), artifact.name):
+        records = metadata.read(artifact.name)["files"]
+        failed = {r.path for r in results if r.status == "failed"}
+        present = {f.path: records[f.path] for f in artifact.files
+                   if f.path in records and f.path not in failed and store.has(records[f.path].get("sha256"))}
+        unpacked: dict[str, dict] = {}
+        if not present:
+            view.remove(artifact.name)
+        else:
+            unpacked = _rebuild_view(artifact, present, results, reporter, options.max_extract_ratio)
+        complete = _finish_meta(artifact, unpacked, set(present))
     report = PullReport(artifact.name, layout.artifact_dir(artifact.name), results, complete)
     if options.to is not None and not report.failed:
-        options.to.mkdir(parents=True, exist_ok=True)
-        view.materialize(report.view, options.to)
-        report.materialized = options.to
+        copy_to(report, options.to)
     return report

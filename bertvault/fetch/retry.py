@@ -36,7 +36,11 @@ class Budget:
         try:
             self._retry = self._retry.increment(method="GET", url=self._what)
         except MaxRetryError:
-            raise GiveUp(f"{self._options.retries + 1} attempts failed without progress; last: {error}") from None
+            tries = self._options.retries + 1
+            raise GiveUp(f"{tries} attempts failed without progress; last: {error}") from None
+        failed = len(self._retry.history)
+        if error.attempts is not None and failed >= error.attempts:
+            raise GiveUp(f"{failed} attempts failed; last: {error}")
         wait = self._retry.get_backoff_time()
         if error.retry_after is not None:
             if error.retry_after > self._options.max_retry_after:

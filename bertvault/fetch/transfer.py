@@ -18,16 +18,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bertvault.fetch import journal as journals
+from bertvault.cache.journal import Journal
+from bertvault.fetch import cancel
 from bertvault.fetch.buffers import ALIGN, Pool, align_down, aligned
 from bertvault.fetch.digests import can_compute
 from bertvault.fetch.hashing import Hasher, Progress
 from bertvault.fetch.options import PullOptions
-from bertvault.fetch.ranges import RangeSet, chunks
-from bertvault.fetch.remote import Remote, Retryable, Unavailable, disk_full
+from bertvault.fetch.remote import Interrupted, Remote, Retryable, Unavailable, disk_full
 from bertvault.fetch.retry import Budget, GiveUp, Stop
 from bertvault.fetch.task import Task
 from bertvault.fetch.transports import Body, Transport
+from bertvault.io.ranges import RangeSet, chunks
 from bertvault.io.space import DISK_FULL, fdatasync, start_writeback
 
 MIN_SPLIT = 2 << 20  # a piece in flight is split only if each half keeps at least this much
@@ -40,10 +41,6 @@ RAMP_IDLE = 0.5  # the share of an interval the hasher must idle for more connec
 SPLIT_ALIGN = 64 << 10  # split points stay aligned, so both halves can be written with direct I/O
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(Exception):
-    """The pull was stopped (Ctrl-C)."""
 
 
 class Piece:
@@ -102,10 +99,11 @@ class _Chunks:
 
 
 class Transfer:
-    def __init__(self, transport: Transport, remote: Remote, fd: int, folder: Path, journal: journals.Journal,
+    def __init__(self, transport: Transport, remote: Remote, fd: int, folder: Path, journal: Journal,
                  options: PullOptions, task: Task, stop: Stop, event: Callable[[str], None],
                  direct_fd: int | None = None) -> None:
-        self.transport, self.remote, self.fd, self.folder, self.journal = transport, remote, fd, folder, journal
+        self.transport, self.remote, self.fd = transport, remote, fd
+        self.folder, self.journal = folder, journal
         self.direct_fd = direct_fd  # the same file opened with O_DIRECT, where the filesystem allows it
         self._pool = Pool(options.hash_window // options.buffer_size, options.buffer_size)
         self.options, self.task, self.stop, self.event = options, task, stop, event
@@ -130,12 +128,13 @@ class Transfer:
                             margin=self.options.buffer_size, min_split=min_split, align=SPLIT_ALIGN)
             # More connections than pieces are worth it when they can split pieces in flight.
             splittable = sum(end - start for start, end in missing) // min_split
-            count = min(self.options.connections if self.transport.parallel else 1, max(len(queue), splittable))
-            workers = [threading.Thread(target=self._worker, args=(queue, progress), daemon=True) for _ in range(count)]
+            most = self.options.connections if self.transport.parallel else 1
+            workers = [threading.Thread(target=self._worker, args=(queue, progress), daemon=True)
+                       for _ in range(min(most, max(len(queue), splittable)))]
             committer.start()
         hasher.start()
         try:
-            self._run_workers(workers, progress)
+            self._run_workers(workers, progress, hasher)
         finally:
             failed = self._failure is not None or self.stop.is_set()
             if failed:
@@ -143,8 +142,9 @@ class Transfer:
             self._ended.set()
             if committer.is_alive():
                 committer.join()
-            if failed:
-                self._commit(progress, synced=self.options.fsync)
+            # what is written is journaled, whatever happens next: after a failure here, and after
+            # one in the steps that install the file (a full disk), the next pull resumes from it
+            self._last_commit(progress, synced=failed and self.options.fsync)
         if self._failure is not None:
             raise self._failure
         if self.stop.is_set():
@@ -156,16 +156,26 @@ class Transfer:
         progress.finish(size)
         self.task.state = "verifying"
         # The data goes to disk while the hashers catch up, so the blob is installed without a wait.
-        syncer = threading.Thread(target=fdatasync, args=(self.fd,), daemon=True)
+        synced: list[OSError] = []
+        syncer = threading.Thread(target=self._sync, args=(synced,), daemon=True)
         if self.options.fsync:
             syncer.start()
         try:
-            return hasher.result(size), size
+            hashes = hasher.result(size)
         finally:
             if syncer.is_alive():
                 syncer.join()
+        if synced:  # a full disk can show up only now (delayed allocation, network filesystems)
+            raise synced[0]
+        return hashes, size
 
-    def _run_workers(self, workers: list[threading.Thread], progress: Progress) -> None:
+    def _sync(self, errors: list[OSError]) -> None:
+        try:
+            fdatasync(self.fd)
+        except OSError as exc:
+            errors.append(exc)
+
+    def _run_workers(self, workers: list[threading.Thread], progress: Progress, hasher: Hasher) -> None:
         """Start a few connections, and more while they leave the hasher idle; wait for them all.
 
         Where one connection already delivers faster than bytes can be hashed (a fast server
@@ -183,8 +193,7 @@ class Transfer:
         idle, tick = 0.0, None
         while alive := [w for w in running if w.is_alive()]:
             alive[0].join(RAMP_INTERVAL if waiting else 0.25)
-            if self.stop.is_set():
-                self._abort()
+            self._watch(hasher)
             if not waiting:
                 continue
             now = time.monotonic()
@@ -197,6 +206,14 @@ class Transfer:
                 idle, tick = progress.idle(), now
 
     # -- stopping --
+
+    def _watch(self, hasher: Hasher) -> None:
+        """Stop the connections at once when the pull is stopped, or when the hasher failed (nothing
+        more could be verified)."""
+        if self.stop.is_set():
+            self._abort()
+        if hasher.error is not None:
+            self._fail(hasher.error)
 
     def _abort(self) -> None:
         """Stop every connection now (a shut-down socket wakes the thread blocked reading it)."""
@@ -234,8 +251,8 @@ class Transfer:
                     if piece.cursor > start:
                         budget.progressed()
                     wait = budget.wait_after(exc)
-                    log.info("%s: %s; retrying bytes %d-%d in %.1f s", self.task.label, exc, piece.cursor, piece.end - 1,
-                             wait)
+                    log.info("%s: %s; retrying bytes %d-%d in %.1f s", self.task.label, exc, piece.cursor,
+                             piece.end - 1, wait)
                     if wait >= 1:
                         self.event(f"{self.task.label}: {exc}; retrying in {wait:.1f} s")
                     if self._ended.wait(wait):
@@ -258,9 +275,14 @@ class Transfer:
         """Read [piece.cursor, piece.end) into the file at its offset, a buffer at a time, advancing
         the cursor as buffers land. The end is read afresh for every read: another connection may
         have taken the rest (never below cursor + one buffer, so a fill in progress is never cut)."""
-        body = self.transport.open(self.remote, session, piece.cursor, piece.requested_end)
+        # a silent server (no answer, not even headers) holds no body to abort: the wait is abandoned
+        def request() -> Body:
+            return self.transport.open(self.remote, session, piece.cursor, piece.requested_end)
+
+        body = cancel.call(request, self._stopped, discard=lambda late: late.close(), what="request")
         with self._lock:
             self._bodies.add(body)
+        first = piece.cursor
         try:
             ended = False
             while not ended and (piece.end is None or piece.cursor < piece.end):
@@ -270,9 +292,10 @@ class Transfer:
                 buffer = own if lent is None else lent
                 # end the fill on an aligned offset so the next one starts aligned (a buffer under
                 # one alignment unit fills whole instead)
-                stop = max(align_down(piece.cursor + len(buffer)), piece.cursor + min(len(buffer), ALIGN))
+                stop = max(align_down(piece.cursor + len(buffer)),
+                           piece.cursor + min(len(buffer), ALIGN))
                 filled = 0
-                while (want := min(stop, piece.end if piece.end is not None else stop) - piece.cursor - filled) > 0:
+                while (want := min(stop, piece.end or stop) - piece.cursor - filled) > 0:
                     n = body.readinto(buffer[filled: filled + want])
                     if n <= 0:
                         ended = True
@@ -285,16 +308,24 @@ class Transfer:
                     self.task.add(filled)
                 elif lent is not None:
                     self._pool.put(lent)
-            size = self.remote.size
-            if piece.end is not None and piece.cursor < piece.end:
-                raise Retryable(f"connection closed early, {piece.end - piece.cursor} bytes short of byte {piece.end}")
-            if piece.end is None and size is not None and piece.cursor != size:
-                raise Retryable(f"body ended after {piece.cursor} of {size} bytes")
+            self._check_end(piece, piece.cursor - first, body.length)
         finally:
             with self._lock:
                 self._bodies.discard(body)
             # A connection is reused only with its response read to the end (not cut short by a split).
             body.close(reuse=piece.cursor == piece.requested_end)
+
+    def _check_end(self, piece: Piece, got: int, announced: int | None) -> None:
+        """A body that ended short of its range, of the probed size, or of its own Content-Length
+        (the only word on the size of a stream) was cut: its bytes are not the whole file."""
+        size = self.remote.size
+        if piece.end is not None and piece.cursor < piece.end:
+            short = piece.end - piece.cursor
+            raise Retryable(f"connection closed early, {short} bytes short of byte {piece.end}")
+        if piece.end is None and size is not None and piece.cursor != size:
+            raise Retryable(f"body ended after {piece.cursor} of {size} bytes")
+        if piece.end is None and announced is not None and got != announced:
+            raise Retryable(f"body ended after {got} of the {announced} bytes it announced")
 
     def _lend(self, progress: Progress, cursor: int) -> memoryview | None:
         """A pool buffer, whose bytes go to the hasher in memory; None: use the connection's own
@@ -322,7 +353,8 @@ class Transfer:
                 data, offset = data[n:], offset + n
         except OSError as exc:
             if exc.errno in DISK_FULL:
-                raise disk_full(self.folder) from None
+                resumable = self.remote.ranges and self.remote.size is not None
+                raise disk_full(self.folder, resumable=resumable) from None
             raise
 
     # -- the journal --
@@ -345,3 +377,9 @@ class Transfer:
         if synced:
             fdatasync(self.fd)
         self.journal.commit(snapshot, synced=synced)
+
+    def _last_commit(self, progress: Progress, *, synced: bool) -> None:
+        try:
+            self._commit(progress, synced=synced)
+        except OSError as exc:  # the journal under-states what is on disk: the next pull fetches more
+            log.warning("%s: could not update the journal: %s", self.task.label, exc)

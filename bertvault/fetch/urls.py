@@ -12,21 +12,23 @@ import logging
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from bertvault.cache import layout
-from bertvault.errors import DownloadError
+from bertvault.errors import DownloadError, UnsafeInput
 from bertvault.registry.schema import Artifact, FileSpec
 
 log = logging.getLogger(__name__)
 
 
 def _gcs_files(url: str) -> list[FileSpec]:
-    from bertvault.fetch.remote import Unavailable
+    from bertvault.fetch.remote import TransferError
     from bertvault.fetch.transports.gcs import list_objects, split
 
     bucket, name = split(url) if urlsplit(url).path.strip("/") else (urlsplit(url).netloc, "")
     try:
         objects = list_objects(bucket, name.rstrip("/"))
-    except Unavailable as exc:
+    except TransferError as exc:  # unavailable, or a refused connection or a reset (not retried here)
         raise DownloadError(f"cannot list {url}: {exc}") from None
     exact = [(n, size) for n, size in objects if n == name]
     if exact:
@@ -35,7 +37,23 @@ def _gcs_files(url: str) -> list[FileSpec]:
     inside = [(n, size) for n, size in objects if n.startswith(folder) and not n.endswith("/")]
     if not inside:
         raise DownloadError(f"{url}: no object has that name or lies under that prefix")
-    return [FileSpec(path=n[len(folder):], urls=[f"gs://{bucket}/{n}"], size=size) for n, size in inside]
+    return _specs(url, bucket, folder, inside)
+
+
+def _specs(url: str, bucket: str, folder: str, objects: list[tuple[str, int]]) -> list[FileSpec]:
+    """A file per object, at its path under the prefix; a name that is no plain relative path
+    ('..', an empty part, a leading '/') would place a file outside the artifact's folder: refused."""
+    specs, bad = [], []
+    for name, size in objects:
+        try:
+            specs.append(FileSpec(path=name[len(folder):], urls=[f"gs://{bucket}/{name}"], size=size))
+        except ValidationError:
+            bad.append(name)
+    if bad:
+        shown = ", ".join(repr(n) for n in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise UnsafeInput(f"{url}: objects whose names are not plain paths under the prefix ({shown}) would "
+                          f"land outside the download's folder; refused")
+    return specs
 
 
 def artifact_for(url: str) -> Artifact:

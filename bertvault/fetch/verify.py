@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from bertvault.cache import layout, metadata
+from bertvault.cache import layout, metadata, store
 from bertvault.errors import BertvaultError, ChecksumMismatch, ManifestError
 from bertvault.fetch.digests import Claim, can_compute, check
 from bertvault.io.hashing import hash_file
@@ -37,7 +37,8 @@ def _pins(name: str) -> dict[str, list[Claim]]:
         artifact = load_registry().get(name)
     except BertvaultError:
         return {}
-    return {f.path: [Claim(a, getattr(f, a), "manifest") for a in ("sha256", "md5", "crc32c") if getattr(f, a)]
+    algos = ("sha256", "md5", "crc32c")
+    return {f.path: [Claim(a, getattr(f, a), "manifest") for a in algos if getattr(f, a)]
             for f in artifact.files}
 
 
@@ -74,7 +75,9 @@ def _check_view(name: str, path: str, record: dict) -> list[str]:
     if os.path.samestat(entry.stat(), blob.stat()):
         return []
     got = hash_file(entry, {"sha256"})["sha256"]
-    return [] if got == record["sha256"] else [f"the view's copy of {path} has sha256 {got}, not {record['sha256']}"]
+    if got == record["sha256"]:
+        return []
+    return [f"the view's copy of {path} has sha256 {got}, not {record['sha256']}"]
 
 
 def verify_artifact(name: str) -> list[Check]:
@@ -84,14 +87,15 @@ def verify_artifact(name: str) -> list[Check]:
     pins = _pins(name)
     checks = []
     for path, record in sorted(meta["files"].items()):
-        sha = record.get("sha256", "")
-        blob = layout.blob_path(sha)
+        sha = record.get("sha256") or ""
         started = time.monotonic()
-        if not sha or not blob.is_file():
+        if not store.has(sha):
             checks.append(Check(name, path, "missing", record.get("size") or 0, 0.0,
                                 f"blob {sha[:12]} is gone; run `bertvault pull {name}`"))
             continue
-        recorded = [Claim(a, v, "recorded at pull") for a, v in record.get("hashes", {}).items() if can_compute(a)]
+        blob = layout.blob_path(sha)
+        recorded = [Claim(a, v, "recorded at pull") for a, v in record.get("hashes", {}).items()
+                    if can_compute(a)]
         claims = recorded + pins.get(path, []) + [Claim("size", str(record.get("size")), "recorded at pull")]
         got = hash_file(blob, {c.algo for c in claims if c.algo != "size"} | {"sha256"})
         problems = check(claims, {**got, "size": str(blob.stat().st_size)})
@@ -100,8 +104,9 @@ def verify_artifact(name: str) -> list[Check]:
             problems.append(f"moved to quarantine; run `bertvault pull {name}` to fetch it again")
         else:
             problems = _check_view(name, path, record)
-        checks.append(Check(name, path, "bad" if problems else "ok", blob.stat().st_size if blob.exists() else 0,
-                            time.monotonic() - started, "; ".join(problems) or ", ".join(sorted(got))))
+        size = blob.stat().st_size if blob.exists() else 0
+        checks.append(Check(name, path, "bad" if problems else "ok", size, time.monotonic() - started,
+                            "; ".join(problems) or ", ".join(sorted(got))))
     return checks
 
 
@@ -111,9 +116,9 @@ def verify(names: list[str]) -> list[Check]:
 
     if names:
         registry = load_registry()
-        names = [registry.get(n).name if n in registry else n for n in names]
+        names = [registry.get(n).name if n in registry else layout.check_name(n) for n in names]
     else:
-        names = metadata.names()
+        names = metadata.cached()  # a record of nothing (left by an older version) is skipped
         if not names:
             raise ManifestError("the cache is empty; nothing to verify")
     return [c for name in names for c in verify_artifact(name)]

@@ -11,14 +11,15 @@ import sys
 
 import pytest
 
+from bertvault.cache.journal import Journal, boot_id
 from bertvault.cache.partial import Partial
 from bertvault.fetch import journal as journals
 from bertvault.fetch.digests import Claim, check, from_headers
 from bertvault.fetch.options import PullOptions
-from bertvault.fetch.ranges import RangeSet, chunks
 from bertvault.fetch.remote import Remote, Retryable
 from bertvault.fetch.retry import Budget, GiveUp
 from bertvault.fetch.transfer import _Chunks
+from bertvault.io.ranges import RangeSet, chunks
 from bertvault.sizes import parse_size
 
 DATA = b"The quick brown fox jumps over the lazy dog"
@@ -43,12 +44,14 @@ def test_every_server_digest_header_is_read() -> None:
 
 def test_range_scoped_and_malformed_digests_are_ignored() -> None:
     assert from_headers({"Content-MD5": B64MD5}, partial=True) == {}  # on a 206 it covers the range only
-    assert from_headers({"Content-MD5": "not base64!", "X-Linked-Etag": '"a1b2c3"'}) == {}  # git sha1: not sha256
+    # a git sha1 in X-Linked-Etag is not a sha256
+    assert from_headers({"Content-MD5": "not base64!", "X-Linked-Etag": '"a1b2c3"'}) == {}
 
 
 def test_check_names_expected_source_and_got() -> None:
     claims = [Claim("sha256", SHA, "manifest"), Claim("md5", "0" * 32, "server content-md5")]
-    assert check(claims, {"sha256": SHA, "md5": MD5}) == [f"md5 expected {'0' * 32} (server content-md5), got {MD5}"]
+    expected = [f"md5 expected {'0' * 32} (server content-md5), got {MD5}"]
+    assert check(claims, {"sha256": SHA, "md5": MD5}) == expected
 
 
 def test_range_set_merges_and_reports_gaps() -> None:
@@ -62,18 +65,19 @@ def test_range_set_merges_and_reports_gaps() -> None:
 
 
 def _remote(**kw) -> Remote:
-    return Remote(**{"url": "http://x/f", "get_url": "http://x/f", "size": 100, "ranges": True, "etag": '"e1"', **kw})
+    fields = {"url": "http://x/f", "get_url": "http://x/f", "size": 100, "ranges": True, "etag": '"e1"'}
+    return Remote(**{**fields, **kw})
 
 
 def test_journal_resumes_only_the_same_remote(tmp_path) -> None:
-    journal = journals.Journal(tmp_path / "journal")
-    journal.start(_remote())
+    journal = Journal(tmp_path / "journal")
+    journal.start(journals.validators(_remote()))
     journal.commit(RangeSet([(0, 40)]), synced=True)
     journal.commit(RangeSet([(0, 60)]), synced=False)
     journal.close()
     with open(tmp_path / "journal", "a") as f:
         f.write('{"w": [[0, 9')  # torn by a crash
-    header, done = journals.Journal(tmp_path / "journal").load()
+    header, done = Journal(tmp_path / "journal").load()
     assert done.pairs() == [(0, 60)]  # same boot: what was written counts
     assert journals.resumable(header, _remote()) is None
     assert "etag changed" in journals.resumable(header, _remote(etag='"e2"'))
@@ -82,15 +86,15 @@ def test_journal_resumes_only_the_same_remote(tmp_path) -> None:
 
 
 def test_journal_after_a_reboot_trusts_only_synced_ranges(tmp_path) -> None:
-    journal = journals.Journal(tmp_path / "journal")
-    journal.start(_remote())
+    journal = Journal(tmp_path / "journal")
+    journal.start(journals.validators(_remote()))
     journal.commit(RangeSet([(0, 40)]), synced=True)
     journal.commit(RangeSet([(0, 60)]), synced=False)
     journal.close()
     lines = (tmp_path / "journal").read_text().splitlines()
-    lines[0] = lines[0].replace(journals.boot_id() or "", "another-boot")
+    lines[0] = lines[0].replace(boot_id() or "", "another-boot")
     (tmp_path / "journal").write_text("\n".join(lines) + "\n")
-    assert journals.Journal(tmp_path / "journal").load()[1].pairs() == [(0, 40)]
+    assert Journal(tmp_path / "journal").load()[1].pairs() == [(0, 40)]
 
 
 def test_partial_folders_are_claimed_by_rename_not_by_lock(home) -> None:
@@ -98,8 +102,10 @@ def test_partial_folders_are_claimed_by_rename_not_by_lock(home) -> None:
     second = Partial.claim("http://x/model.bin")  # first is alive and busy: a folder of its own
     assert first.dir != second.dir and not first.adopted and not second.adopted
     (first.data).write_bytes(b"half")
+    Journal(first.journal).start(journals.validators(_remote(size=4)), RangeSet([(0, 4)]))
     first.give_back()
-    second.discard()
+    second.give_back()  # holds no byte: nothing to resume, removed
+    assert [p.name for p in (home / "partial").iterdir()] == [first.key]
     resumed = Partial.claim("http://x/model.bin")
     assert resumed.adopted and resumed.data.read_bytes() == b"half"
     assert not Partial.claim("http://x/model.bin").adopted  # only one process gets it

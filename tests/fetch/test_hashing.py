@@ -14,7 +14,7 @@ from fetch_helpers import random_bytes
 
 from bertvault.fetch.buffers import Pool
 from bertvault.fetch.hashing import Hasher, Progress
-from bertvault.fetch.ranges import RangeSet
+from bertvault.io.ranges import RangeSet
 from bertvault.io.space import open_direct
 
 SIZE = 3_000_001  # an unaligned tail

@@ -12,6 +12,8 @@ from bertvault.fetch.remote import Remote
 
 
 class Body(Protocol):
+    length: int | None  # the bytes the answer says it carries (its Content-Length), where it says
+
     def readinto(self, buffer: memoryview) -> int: ...
 
     def close(self, *, reuse: bool = False) -> None: ...

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from bertvault.fetch import digests
+from bertvault.fetch.neterrors import classify
 from bertvault.fetch.remote import Remote, Unavailable
 from bertvault.fetch.transports.http import HttpTransport, status_error
 
@@ -69,11 +70,18 @@ def list_objects(bucket: str, prefix: str, session: requests.Session | None = No
     found: list[tuple[str, int]] = []
     params = {"prefix": prefix, "fields": "items(name,size),nextPageToken"}
     while True:
-        response = session.get(url, params=params, timeout=60)
+        try:
+            response = session.get(url, params=params, timeout=60)
+        except (requests.RequestException, ValueError) as exc:
+            raise classify(exc, url, 60) from exc
         if response.status_code != 200:
             raise Unavailable(f"listing gs://{bucket}/{prefix} answered HTTP {response.status_code}")
-        page = response.json()
-        found += [(item["name"], int(item["size"])) for item in page.get("items", [])]
+        try:
+            page = response.json()
+            found += [(str(item["name"]), int(item["size"])) for item in page.get("items", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise Unavailable(f"listing gs://{bucket}/{prefix} answered something that is not a listing: "
+                              f"{exc!r}") from None
         if not page.get("nextPageToken"):
             return found
         params["pageToken"] = page["nextPageToken"]

@@ -1,9 +1,13 @@
 """HTTP(S): a requests Session per connection (keep-alive), raw bytes straight from the socket.
 
-Every request asks for `Accept-Encoding: identity` (a gzip-encoded body would not match the file's
-size or hashes) and is never decoded. Credentials go only to the host they were given for: requests
-drops Authorization on a cross-host redirect, and ranged reads of a redirected file carry no
-credentials unless they go back to the original host.
+Every request asks for `Accept-Encoding: identity` and is never decoded: a body encoded anyway is
+refused (its bytes are not the file's), unless the file is itself stored compressed that way (a
+`.gz` labelled gzip). Every answer for the bytes must repeat the validators of the probe (ETag,
+Last-Modified), whatever the server does with If-Range, and say the length it then sends.
+Redirects are followed only to well-formed HTTP(S) URLs, never from HTTPS down to HTTP.
+Credentials go only to the host they were given for: requests drops Authorization on a cross-host
+redirect, and ranged reads of a redirected file carry no credentials unless they go back to the
+original host.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import http.client
 import logging
 import re
 import socket
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -21,6 +26,7 @@ from urllib3.util.retry import Retry
 
 from bertvault import __version__
 from bertvault.fetch import digests
+from bertvault.fetch.neterrors import classify
 from bertvault.fetch.options import PullOptions
 from bertvault.fetch.remote import Remote, Reprobe, Retryable, Unavailable
 
@@ -29,8 +35,14 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"bertvault/{__version__}"
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                   urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+# requests' exceptions are OSErrors; a malformed URL met on the way (a redirect) is a ValueError
+_NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                   OSError, ValueError)
+_VALIDATORS = ("ETag", "Last-Modified")
+# A body labelled with its own file's compression is that file, stored compressed (Apache's
+# `AddEncoding x-gzip .gz`); any other encoding is the server compressing on the fly.
+_STORED_ENCODED = {"gzip": (".gz", ".tgz"), "x-gzip": (".gz", ".tgz"), "br": (".br",), "zstd": (".zst",),
+                   "compress": (".z",), "x-compress": (".z",)}
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -61,16 +73,57 @@ def status_error(response: requests.Response, what: str) -> Exception:
     return Unavailable(text)
 
 
-def network_error(exc: BaseException, stall: float) -> Exception:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Unavailable(f"TLS error: {exc}")
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    if isinstance(reason, urllib3.exceptions.NameResolutionError):  # no network, or a wrong host: no retry
-        return Unavailable(f"cannot resolve the host name ({reason.conn.host if reason.conn else '?'}); "
-                           "no network, or a wrong URL")
-    if isinstance(exc, (requests.exceptions.ReadTimeout, socket.timeout, TimeoutError)):
-        return Retryable(f"stalled: no data for {stall:g} s")
-    return Retryable(f"connection failed: {exc.__class__.__name__}: {exc}")
+def redirect_problem(source: str, location: str) -> str | None:
+    """Why a redirect from `source` to `location` must not be followed, or None."""
+    shown = location if len(location) <= 200 else location[:197] + "..."
+    try:
+        parts = urlsplit(urljoin(source, location))
+        parts.port  # noqa: B018 - a port that is not a number, or out of range, raises here
+    except ValueError as exc:
+        return f"the server redirects to a malformed URL {shown!r} ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"the server redirects to {shown!r}, which is not an HTTP(S) URL with a host"
+    if urlsplit(source).scheme == "https" and parts.scheme == "http":
+        return (f"the server redirects from HTTPS to plain HTTP ({shown}): refused, the bytes could be "
+                f"altered on the way")
+    return None
+
+
+def validator_change(headers: Mapping[str, str], expected: dict[str, str]) -> str | None:
+    """How an answer's validators differ from the probe's, or None."""
+    for name, value in expected.items():
+        got = headers.get(name)
+        if got != value:
+            return f"{name} {value} → {got or '(none)'}"
+    return None
+
+
+def encoding_problem(headers: Mapping[str, str], *urls: str) -> str | None:
+    encoding = headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if any(urlsplit(u).path.lower().endswith(_STORED_ENCODED.get(encoding, ())) for u in urls):
+        return None
+    return (f"the server sent the body with Content-Encoding: {encoding} though identity was asked for: "
+            f"those bytes are not the file")
+
+
+def content_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+class _Session(requests.Session):
+    """A Session that follows a redirect only where `redirect_problem` sees none."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        location = super().get_redirect_target(resp)
+        if location is not None:
+            problem = redirect_problem(resp.url, location)
+            if problem is not None:
+                resp.close()
+                raise Unavailable(problem)
+        return location
 
 
 class HttpBody:
@@ -79,6 +132,8 @@ class HttpBody:
     def __init__(self, response: requests.Response, stall: float) -> None:
         self._response = response
         self._stall = stall
+        self.url = response.url
+        self.length = content_length(response.headers)  # what the answer says it sends
         # http.client's readinto reads from the socket into our buffer with no intermediate copy;
         # urllib3's own readinto reads into a new bytes object first.
         self._fp = getattr(response.raw, "_fp", None)
@@ -91,7 +146,7 @@ class HttpBody:
             buffer[: len(data)] = data
             return len(data)
         except _NETWORK_ERRORS as exc:
-            raise network_error(exc, self._stall) from exc
+            raise classify(exc, self.url, self._stall) from exc
 
     def close(self, *, reuse: bool = False) -> None:
         if reuse:
@@ -126,7 +181,7 @@ class HttpTransport:
         return self.options.connect_timeout, self.options.stall_timeout
 
     def session(self) -> requests.Session:
-        session = requests.Session()
+        session = _Session()
         session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
         return session
 
@@ -142,7 +197,7 @@ class HttpTransport:
         except requests.TooManyRedirects as exc:
             raise Unavailable(f"too many redirects for {what}") from exc
         except _NETWORK_ERRORS as exc:
-            raise network_error(exc, self.options.stall_timeout) from exc
+            raise classify(exc, url, self.options.stall_timeout) from exc
 
     def probe(self, url: str, session: requests.Session) -> Remote:
         """HEAD the URL (a one-byte ranged GET where HEAD is refused) and read size, range support,
@@ -177,6 +232,7 @@ class HttpTransport:
             if_range=strong_etag or last_modified,
             headers=headers if origin(final) == origin(url) else {},
             digests=digests.from_headers(h, partial=partial),
+            validators={name: h[name] for name in _VALIDATORS if h.get(name)},
         )
 
     def open(self, remote: Remote, session: requests.Session, start: int, end: int | None) -> HttpBody:
@@ -198,19 +254,34 @@ class HttpTransport:
 
     def _check(self, response: requests.Response, remote: Remote, start: int, end: int | None) -> None:
         code = response.status_code
-        if end is not None and code == 206:
-            got = parse_content_range(response.headers.get("Content-Range"))
-            if got is None or got[0] != start or got[1] > end or (got[2] is not None and got[2] != remote.size):
-                raise Reprobe(f"asked for bytes {start}-{end - 1} of {remote.size}, got "
-                              f"Content-Range {response.headers.get('Content-Range')!r}")
-            return  # a shorter range than asked is fine: the engine asks again for the rest
-        if code == 200:
-            if end is not None:
-                raise Reprobe("server answered a range request with the whole file (200)", no_ranges=True)
-            length = response.headers.get("Content-Length")
-            if remote.size is not None and length is not None and length.isdigit() and int(length) != remote.size:
+        if code not in (200, 206):
+            raise status_error(response, remote.url)
+        changed = validator_change(response.headers, remote.validators)
+        if changed is not None:
+            raise Reprobe(f"the file changed during the download ({changed})", changed=True)
+        problem = encoding_problem(response.headers, remote.url, remote.get_url)
+        if problem is not None:
+            raise Unavailable(problem)
+        if code == 206:
+            if end is None:  # a range we did not ask for
+                raise Reprobe("server answered 206 to a request for the whole file")
+            self._check_range(response, remote, start, end)
+        elif end is not None:
+            raise Reprobe("server answered a range request with the whole file (200)", no_ranges=True)
+        else:
+            length = content_length(response.headers)
+            if remote.size is not None and length is not None and length != remote.size:
                 raise Reprobe(f"the file is now {length} bytes; the probe said {remote.size}")
-            return
-        if code == 206:  # a range we did not ask for
-            raise Reprobe("server answered 206 to a request for the whole file")
-        raise status_error(response, remote.url)
+
+    @staticmethod
+    def _check_range(response: requests.Response, remote: Remote, start: int, end: int) -> None:
+        """The range answered is the one asked for (or its start: the engine asks again for the
+        rest), of a file of the probed size, and the Content-Length agrees with it."""
+        header = response.headers.get("Content-Range")
+        got = parse_content_range(header)
+        if got is None or got[0] != start or got[1] > end or (got[2] is not None and got[2] != remote.size):
+            raise Reprobe(f"asked for bytes {start}-{end - 1} of {remote.size}, got Content-Range {header!r}")
+        length = content_length(response.headers)
+        if length is not None and length != got[1] - got[0]:
+            raise Unavailable(f"the server's Content-Length {length} disagrees with its Content-Range "
+                              f"{header!r}")

@@ -14,8 +14,9 @@ import re
 import requests
 
 from bertvault import hfuri
+from bertvault.fetch.neterrors import classify, short
 from bertvault.fetch.remote import Remote, Retryable, Unavailable
-from bertvault.fetch.transports.http import HttpTransport, origin
+from bertvault.fetch.transports.http import HttpTransport, origin, redirect_problem
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -67,10 +68,13 @@ class HubTransport(HttpTransport):
             status = getattr(getattr(exc, "response", None), "status_code", None)
             if status is not None and (status >= 500 or status == 429):
                 raise Retryable(f"Hub answered HTTP {status} for {url}") from exc
-            raise Unavailable(f"{url}: {exc}") from exc
+            raise Unavailable(f"Hub: {short(exc)}") from exc
         except Exception as exc:  # httpx network errors, timeouts: huggingface_hub's transport is not ours
-            raise Retryable(f"Hub metadata request for {url} failed: {exc.__class__.__name__}: {exc}") from exc
+            raise classify(exc, resolve, self.options.connect_timeout) from exc
         # The bytes live at `location` (a CDN, usually); auth_headers keeps the token off other hosts.
+        problem = redirect_problem(resolve, meta.location) if meta.location else None
+        if problem is not None:
+            raise Unavailable(f"Hub: {problem}")
         remote = super().probe(meta.location or resolve, session)
         remote.url = url
         if meta.size is not None:

@@ -19,6 +19,8 @@ def path_of(url: str) -> Path:
 
 
 class FileBody:
+    length = None  # a local file says nothing about its length but its size, which the probe read
+
     def __init__(self, fd: int, start: int, end: int | None) -> None:
         self._fd, self._pos, self._end = fd, start, end
 
