@@ -19,7 +19,9 @@ def isolated_env(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(root / "hf"))
-    for name in ("BERTVAULT_MANIFESTS", "BERTVAULT_OFFLINE", "BERTVAULT_DEBUG", "HF_TOKEN", "STORAGE_EMULATOR_HOST"):
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(root / "gcloud"))  # no user's gcloud credentials
+    for name in ("BERTVAULT_MANIFESTS", "BERTVAULT_OFFLINE", "BERTVAULT_DEBUG", "HF_TOKEN", "STORAGE_EMULATOR_HOST",
+                 "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN", "GCE_METADATA_HOST", "GCE_METADATA_IP"):
         monkeypatch.delenv(name, raising=False)
     return root
 

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import hmac
 import http.server
+import json
 import re
 import shutil
 import signal
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -508,3 +510,137 @@ class MockHub(FaultServer):
                      "Content-Length": "0"}.items():
             h.send_header(k, v)
         h.end_headers()
+
+
+# -- Google credentials: an OAuth token endpoint, a GCE metadata server, a bucket that demands them --
+
+class TokenServer(http.server.ThreadingHTTPServer):
+    """Issues access tokens as Google's OAuth endpoint does (a service account's signed JWT, or a
+    user's refresh token) and as the GCE / TPU-VM metadata server does. Each token lives `lifetime`
+    seconds; `issued` lists every grant, so a test sees refreshes."""
+
+    daemon_threads = True
+
+    def __init__(self, lifetime: int = 3600) -> None:
+        super().__init__(("127.0.0.1", 0), _TokenHandler)
+        self.port = self.server_address[1]
+        self.lifetime = lifetime
+        self.issued: list[tuple[str, str]] = []  # (how, token)
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def token_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def issue(self, how: str) -> dict:
+        with self.lock:
+            token = f"ya29.test-{len(self.issued) + 1}"
+            self.issued.append((how, token))
+        return {"access_token": token, "expires_in": self.lifetime, "token_type": "Bearer"}
+
+    def valid(self) -> set[str]:
+        with self.lock:
+            return {token for _, token in self.issued}
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _TokenHandler(http.server.BaseHTTPRequestHandler):
+    server: TokenServer
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _json(self, data: object, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(data).encode() if not isinstance(data, str) else data.encode()
+        self.send_response(200)
+        for key, value in {"Content-Type": "application/json", "Content-Length": str(len(body)),
+                           "Metadata-Flavor": "Google", **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # the OAuth token endpoint
+        form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+        grant = form.get("grant_type", [""])[0]
+        how = {"urn:ietf:params:oauth:grant-type:jwt-bearer": "service-account",
+               "refresh_token": "user"}.get(grant)
+        if how is None:
+            self.send_error(400)
+            return
+        self._json(self.server.issue(how))
+
+    def do_GET(self) -> None:  # the metadata server
+        if self.headers.get("Metadata-Flavor") != "Google":
+            self.send_error(403)
+            return
+        path = self.path.split("?")[0]
+        if path.endswith("/token"):
+            self._json(self.server.issue("metadata"))
+        elif "/service-accounts/" in path:
+            self._json({"email": "vm@test.iam.gserviceaccount.com", "aliases": ["default"],
+                        "scopes": ["https://www.googleapis.com/auth/cloud-platform"]})
+        elif path.endswith("/project-id"):
+            self._json("test-project", {"Content-Type": "text/plain"})
+        else:
+            self._json({})
+
+
+class AuthGate(http.server.ThreadingHTTPServer):
+    """A private bucket: fake-gcs-server behind a gate that answers 401 unless the request carries a
+    token `tokens()` knows; `seen` records each request's Authorization header."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, tokens: Callable[[], set[str]]) -> None:
+        super().__init__(("127.0.0.1", 0), _GateHandler)
+        self.upstream, self.tokens = upstream, tokens
+        self.port = self.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.seen: list[tuple[str, str | None]] = []  # (method path, Authorization)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _GateHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: AuthGate
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _forward(self) -> None:
+        auth = self.headers.get("Authorization")
+        self.server.seen.append((f"{self.command} {self.path}", auth))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not auth or not auth.startswith("Bearer ") or auth[7:] not in self.server.tokens():
+            data = b'{"error": {"code": 401, "message": "Anonymous caller does not have access"}}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        answer = requests.request(self.command, self.server.upstream + self.path, headers=headers, data=body,
+                                  allow_redirects=False, timeout=60)
+        data = b"" if self.command == "HEAD" else answer.content
+        self.send_response(answer.status_code)
+        for key, value in answer.headers.items():
+            if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                if key.lower() == "location":
+                    value = value.replace(self.server.upstream, self.server.endpoint)
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward

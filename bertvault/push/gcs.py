@@ -7,7 +7,8 @@ md5Hash and crc32c, as the server computed them, must equal what was read locall
 A file already present with the same md5 and crc32c is skipped.
 
 STORAGE_EMULATOR_HOST points at an emulator (fake-gcs-server), as Google's libraries do;
-GOOGLE_OAUTH_ACCESS_TOKEN (e.g. from `gcloud auth print-access-token`) authorizes a real bucket.
+Credentials are google-auth's Application Default Credentials, or GOOGLE_OAUTH_ACCESS_TOKEN
+(gcs_auth.py): the same for every gs:// request, read or write.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import requests
 
 from bertvault.cache import layout
 from bertvault.errors import UploadError
+from bertvault.fetch import gcs_auth
 from bertvault.fetch.digests import _b64_hex
 from bertvault.fetch.transports.gcs import endpoint
 from bertvault.io.hashing import HASHERS
@@ -41,12 +43,20 @@ def split(url: str) -> tuple[str, str]:
     return parts.netloc, parts.path.strip("/")
 
 
+class _Session(requests.Session):
+    """Every request to the Cloud Storage endpoint carries fresh credentials (gcs_auth.py)."""
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        try:
+            credentials = gcs_auth.headers(url)
+        except gcs_auth.CredentialsProblem as exc:
+            raise UploadError(f"gs:// credentials: {exc}") from None
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), **credentials}
+        return super().request(method, url, *args, **kwargs)
+
+
 def _session() -> requests.Session:
-    session = requests.Session()
-    token = os.environ.get("GOOGLE_OAUTH_ACCESS_TOKEN")
-    if token:
-        session.headers["Authorization"] = f"Bearer {token}"
-    return session
+    return _Session()
 
 
 def local_digests(path: Path) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""gs://bucket/object through the Cloud Storage JSON API, without credentials (public objects).
+"""gs://bucket/object through the Cloud Storage JSON API, with Application Default Credentials where
+there are some (gcs_auth.py), anonymous otherwise (public objects).
 
 Like Google's client libraries, STORAGE_EMULATOR_HOST replaces the endpoint (so fake-gcs-server
 stands in for GCS in tests). The probe reads the object's metadata (size, md5Hash, crc32c,
@@ -13,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from bertvault.fetch import digests
+from bertvault.fetch import digests, gcs_auth
 from bertvault.fetch.neterrors import classify
 from bertvault.fetch.remote import Remote, Unavailable
 from bertvault.fetch.transports.http import HttpTransport, status_error
@@ -36,11 +37,22 @@ def split(url: str) -> tuple[str, str]:
     return bucket, name
 
 
+def auth(url: str) -> dict[str, str]:
+    """Credentials for a request to `url` (none for other hosts); unusable ones fail the mirror."""
+    try:
+        return gcs_auth.headers(url)
+    except gcs_auth.CredentialsProblem as exc:
+        raise Unavailable(f"gs:// credentials: {exc}") from None
+
+
 class GcsTransport(HttpTransport):
+    def auth_headers(self, url: str) -> dict[str, str]:
+        return auth(url)
+
     def probe(self, url: str, session: requests.Session) -> Remote:
         bucket, name = split(url)
         base = f"{endpoint()}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
-        response = self._request(session, "GET", base, {}, url)
+        response = self._request(session, "GET", base, self.auth_headers(base), url)
         with response:
             if response.status_code != 200:
                 raise status_error(response, url)
@@ -71,7 +83,7 @@ def list_objects(bucket: str, prefix: str, session: requests.Session | None = No
     params = {"prefix": prefix, "fields": "items(name,size),nextPageToken"}
     while True:
         try:
-            response = session.get(url, params=params, timeout=60)
+            response = session.get(url, params=params, headers=auth(url), timeout=60)
         except (requests.RequestException, ValueError) as exc:
             raise classify(exc, url, 60) from exc
         if response.status_code != 200:

@@ -237,7 +237,7 @@ class HttpTransport:
 
     def open(self, remote: Remote, session: requests.Session, start: int, end: int | None) -> HttpBody:
         """GET [start, end) (the whole file when end is None) and check the answer is exactly that."""
-        headers = dict(remote.headers)
+        headers = {**remote.headers, **self.auth_headers(remote.get_url)}  # fresh: tokens expire
         ranged = end is not None
         if ranged:
             headers["Range"] = f"bytes={start}-{end - 1}"
