@@ -18,6 +18,7 @@ ENVIRONMENT: dict[str, str] = {
     "HF_ENDPOINT": "Hugging Face Hub endpoint for hf:// sources",
     "HF_TOKEN": "Hugging Face token for gated or private hf:// repositories",
     "HF_HUB_OFFLINE": "1 = no requests to the Hub",
+    "HF_HOME": "huggingface_hub's home: hf:// files already in its cache are copied from it, with no request",
     "STORAGE_EMULATOR_HOST": "Google Cloud Storage endpoint for gs:// (an emulator such as fake-gcs-server)",
     "GOOGLE_OAUTH_ACCESS_TOKEN": "a bearer token for every gs:// request (`gcloud auth print-access-token`)",
     "GOOGLE_APPLICATION_CREDENTIALS": "a service-account key file for gs:// (Application Default Credentials)",

@@ -14,13 +14,16 @@ from bertvault.cache import partial as partials
 from bertvault.cache.locks import waiting_lock
 from bertvault.cache.partial import Partial
 from bertvault.errors import BertvaultError, ChecksumMismatch, DownloadError
+from bertvault.fetch import hfcache
 from bertvault.fetch.digests import Claim, can_compute, check
 from bertvault.fetch.downloader import Download, Fetched
 from bertvault.fetch.options import PullOptions
-from bertvault.fetch.remote import Mismatch, Unavailable, disk_full_is_an_error
+from bertvault.fetch.remote import Mismatch, Remote, Unavailable, disk_full_is_an_error
 from bertvault.fetch.retry import Stop
 from bertvault.fetch.task import Task
-from bertvault.fetch.transports import for_url, is_network
+from bertvault.fetch.transports import for_url, is_network, scheme
+from bertvault.io import space
+from bertvault.io.hashing import hash_file
 from bertvault.io.owners import new_tag
 from bertvault.registry.schema import FileSpec
 
@@ -132,6 +135,8 @@ class FileFetcher:
         problems: list[str] = []
         mismatched = False
         for url in spec.urls:
+            if scheme(url) == "hf" and (found := self._from_hf_cache(url, spec, task, claims, label)) is not None:
+                return found
             if self.options.offline and is_network(url):
                 problems.append(f"{url}: not fetched, offline mode")
                 continue
@@ -159,6 +164,39 @@ class FileFetcher:
             return self._install(spec, part, fetched, all_claims, task)
         error = ChecksumMismatch if mismatched else DownloadError
         raise error([f"{label}: {p}" for p in problems] or [f"{label}: no mirror to try"])
+
+    def _from_hf_cache(self, url: str, spec: FileSpec, task: Task, claims: list[Claim],
+                       label: str) -> FileResult | None:
+        """The file as a Hugging Face tool left it in its cache (no request), held to every claim and
+        to the blob's own name; None when it is not there or does not match."""
+        found = hfcache.lookup(url)
+        if found is None:
+            return None
+        part = Partial.claim(url)
+        try:
+            store.copy(found, part.data)
+            hashes = hash_file(part.data, {c.algo for c in claims if can_compute(c.algo)} | {"sha256"})
+        except OSError as exc:
+            part.discard()
+            if space.is_full(exc):
+                raise
+            self.event(f"{label}: the Hugging Face cache's copy cannot be read ({exc.strerror}); downloading it")
+            return None
+        size = part.data.stat().st_size
+        named = hfcache.blob_sha256(found)
+        remote = Remote(url=url, get_url=found.as_uri(), size=size, ranges=False,
+                        digests={"sha256": (named, "Hugging Face cache")} if named else {},
+                        info={"from": "Hugging Face cache", "blob": str(found)})
+        all_claims = claims + [Claim(a, v, f"server {h}") for a, (v, h) in remote.digests.items()]
+        wrong = check(all_claims, {**hashes, "size": str(size)})
+        if wrong:
+            part.discard()
+            self.event(f"{label}: the Hugging Face cache's copy does not match ({'; '.join(wrong)}); downloading it")
+            return None
+        task.begin(f"{url} (Hugging Face cache)", size, size)
+        result = self._install(spec, part, Fetched(remote, hashes, size, 0), all_claims, task)
+        result.url = f"{url} (from the Hugging Face cache)"
+        return result
 
     def _download(self, url: str, part: Partial, task: Task, claims: list[Claim], label: str,
                   size: int | None) -> Fetched:
