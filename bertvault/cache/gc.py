@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bertvault.cache import layout, locks, metadata, store, view
 from bertvault.errors import ManifestError
+from bertvault.io import atomic
 from bertvault.io.owners import is_stale
 
 
@@ -103,14 +104,16 @@ def _doomed(report: GcReport, partial_age_days: float) -> list[tuple[list[str], 
     if quarantine.is_dir():
         doomed += [(report.quarantined, p) for p in sorted(quarantine.rglob("*")) if p.is_file()]
     records = [layout.meta_path(name) for name in metadata.unused()]  # records of nothing, or unreadable
-    doomed += [(report.leftovers, p) for p in view.leftovers() + temporary_files() + records]
+    outputs = atomic.leftovers_in(layout.converted_root())  # conversions killed half-way
+    doomed += [(report.leftovers, p) for p in view.leftovers() + temporary_files() + records + outputs]
     return doomed
 
 
 def gc(*, partial_age_days: float = 7.0, dry_run: bool = False) -> GcReport:
     """Drop orphan blobs, partial downloads untouched for `partial_age_days` or holding no byte (and
-    not in use), quarantined files, records of nothing, staging folders and temporary files of dead
-    processes, lock files nobody holds, and remembered digests of deleted files."""
+    not in use), quarantined files, records of nothing, staging folders, temporary files and
+    half-written conversion outputs of dead processes, lock files nobody holds, and remembered
+    digests of deleted files."""
     report = GcReport()
     for bucket, path in _doomed(report, partial_age_days):
         bucket.append(str(path))

@@ -95,6 +95,10 @@ def is_cached(name: str) -> bool:
     return bool(meta and meta.get("complete"))
 
 
+def converted_root() -> Path:
+    return paths.home() / "converted"
+
+
 def converted_dir(name: str, fmt: str) -> Path:
     """Default output of `bertvault convert NAME --to FMT`, where `pretrain --from NAME` looks."""
-    return paths.home() / "converted" / name / fmt
+    return converted_root() / name / fmt

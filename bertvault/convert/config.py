@@ -33,6 +33,13 @@ DEFAULTS = {
     "position_embedding_type": "absolute",
     "model_type": "bert",
 }
+# Numbers a config may carry, and what they must be (a string or NaN would reach the model otherwise).
+NUMBERS = {
+    "layer_norm_eps": (" above 0", lambda v: 0 < v < 1),
+    "initializer_range": (" above 0", lambda v: 0 < v < 10),
+    "hidden_dropout_prob": (" in [0, 1)", lambda v: 0 <= v < 1),
+    "attention_probs_dropout_prob": (" in [0, 1)", lambda v: 0 <= v < 1),
+}
 # Which transformers class a checkpoint's heads make it (first match).
 ARCHITECTURES = (
     ({"classifier"}, "BertForSequenceClassification"),
@@ -48,7 +55,14 @@ def normalize(config: dict, origin: str) -> dict:
     if model_type != "bert":
         raise ConversionError(f"{origin} describes a {model_type!r} model, not BERT")
     out = {**DEFAULTS, **config}
-    problems = [f"{origin} lacks {key}" for key in REQUIRED if not isinstance(out.get(key), int) or out[key] <= 0]
+    problems = [f"{origin} lacks {key}" if key not in out else f"{origin}: {key} must be a positive whole number, "
+                f"got {out[key]!r}" for key in REQUIRED
+                if not isinstance(out.get(key), int) or isinstance(out[key], bool) or out[key] <= 0]
+    problems += [f"{origin}: {key} must be a number{rule}, got {out[key]!r}" for key, (rule, ok) in NUMBERS.items()
+                 if key in out and not (isinstance(out[key], int | float) and not isinstance(out[key], bool)
+                                        and ok(out[key]))]
+    if not isinstance(out.get("hidden_act"), str):
+        problems.append(f"{origin}: hidden_act must be an activation name, got {out.get('hidden_act')!r}")
     if not problems and out["hidden_size"] % out["num_attention_heads"]:
         problems.append(f"{origin}: hidden_size {out['hidden_size']} is not a multiple of num_attention_heads "
                         f"{out['num_attention_heads']}")

@@ -17,7 +17,7 @@ from bertvault.errors import ConversionError
 from bertvault.formats.base import WriteJob
 from bertvault.formats.tensors import target_dtype
 from bertvault.io import space
-from bertvault.io.atomic import atomic_output
+from bertvault.io.atomic import atomic_output, remove
 from bertvault.sources import Source, resolve
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,11 @@ def _writable_place(out: Path) -> None:
 
 def save_canonical(canonical: Canonical, out: Path, to: str, *, dtype: str = "keep", force: bool = False,
                    drop_heads: bool = False, max_shard_size: int | None = None,
-                   check=None) -> tuple[int, int, list[str]]:
+                   finish=None) -> tuple[int, int, list[str]]:
     """Write `canonical` as format `to` at `out` (a folder, or a file when `out` ends in one of the
-    format's suffixes). Returns (tensors, bytes, heads left out). `check(temp_path)` runs before the
-    output takes its final name, so a failed check leaves nothing behind."""
+    format's suffixes). Returns (tensors, bytes, heads left out). `finish(temp_path, single_file)`
+    runs before the output takes its final name (the check, the record), so a failure there leaves
+    nothing behind."""
     spec = formats.get(to)
     writer = spec.writer()
     single_file = bool(spec.file_suffixes) and out.suffix in spec.file_suffixes
@@ -94,8 +95,8 @@ def save_canonical(canonical: Canonical, out: Path, to: str, *, dtype: str = "ke
     try:
         with atomic_output(out, force=force) as temp:
             writer(temp, job)
-            if check is not None:
-                check(temp, single_file)
+            if finish is not None:
+                finish(temp, single_file)
     except FileExistsError:
         _refuse_existing(out, force)
         raise
@@ -152,36 +153,45 @@ def convert(source: Source | str | Path, to: str, *, out: Path | None = None, dt
             check = source_keymap != spec.keymap or dtype != "keep"
         outcome: dict = {}
 
-        def run_check(temp: Path, single_file: bool) -> None:
-            from bertvault.convert.check import check_conversion
+        def finish(temp: Path, single_file: bool) -> None:
+            """Before the output takes its name: the check, then (in a folder) its record."""
+            if check:
+                from bertvault.convert.check import check_conversion
 
-            outcome["check"] = check_conversion(canonical, temp, to, dtype, single_file=single_file)
+                outcome["check"] = check_conversion(canonical, temp, to, dtype, single_file=single_file)
+            if temp.is_dir():
+                _record(temp, canonical, to, outcome.get("check"), describing.result(), dtype)
 
         count, size, left_out = save_canonical(
             canonical, out, to, dtype=dtype, force=force, drop_heads=drop_heads,
-            max_shard_size=max_shard_size, check=run_check if check else None,
+            max_shard_size=max_shard_size, finish=finish,
         )
+        if not out.is_dir():  # a lone weights file: its record goes beside it, or neither stays
+            try:
+                _record(out, canonical, to, outcome.get("check"), describing.result(), dtype)
+            except OSError as exc:
+                remove(out)
+                raise ConversionError(f"{out}: its provenance record could not be written ({exc.strerror}), so "
+                                      "the output was removed; free some space or write elsewhere with --out"
+                                      ) from None
     except BaseException:
         if describing is not None:
             describing.cancel()
         raise
     finally:
         canonical.close()
-    result = ConvertResult(out, canonical.format, to, count, size, dict(canonical.report.dropped),
-                           canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))
-    _record(result, describing.result(), dtype)
-    return result
+    return ConvertResult(out, canonical.format, to, count, size, dict(canonical.report.dropped),
+                         canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))
 
 
-def _record(result: ConvertResult, described: dict, dtype: str) -> None:
-    """The provenance record beside the output: the source's files and hashes, and the check."""
+def _record(output: Path, canonical: Canonical, to: str, check, described: dict, dtype: str) -> None:
+    """The provenance record of the output: the source's files and hashes, and the check."""
     from bertvault import provenance
 
-    check = result.check
     provenance.write_record(
-        result.out, "convert", sources=[described],
-        from_format=result.source_format, to=result.target_format, dtype=dtype,
-        dropped=result.dropped, heads=result.heads,
+        output, "convert", sources=[described],
+        from_format=canonical.format, to=to, dtype=dtype,
+        dropped=dict(canonical.report.dropped), heads=canonical.report.heads,
         check=None if check is None else {"max_abs_diff": check.max_diff, "diffs": check.diffs, "bounds": check.bound,
                                           "tf1_graph_float64": check.oracle},
     )

@@ -74,9 +74,12 @@ def _block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
     """The (key, value) entries of one table block."""
     if offset + size + 5 > len(data):
         raise ValueError("block runs past the end of the index")
+    block = data[offset:offset + size]
+    stored = _unmask(int.from_bytes(data[offset + size + 1:offset + size + 5], "little"))
+    if crc32c.crc32c(data[offset:offset + size + 1]) != stored:  # the block and its type byte
+        raise ValueError(f"index block at byte {offset} fails its CRC32C")
     if data[offset + size] != 0:
         raise Unsupported("compressed index block")
-    block = data[offset:offset + size]
     restarts = struct.unpack_from("<I", block, size - 4)[0]
     end = size - 4 * (restarts + 1)
     entries, key, pos = [], b"", 0
@@ -147,6 +150,23 @@ def _unmask(masked: int) -> int:
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
+def _contents(table: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, BundleEntry]]:
+    """(number of data shards, name -> entry) from the index's table."""
+    shards = 1
+    entries: dict[str, BundleEntry] = {}
+    for key, value in table:
+        if key == b"":
+            header = dict(_proto_fields(value))
+            shards = int(header.get(1, 1))
+            if header.get(2, 0):
+                raise Unsupported("big-endian bundle")
+            continue
+        entries[key.decode("utf-8")] = _entry(value)
+    if not 1 <= shards <= 100_000:
+        raise ValueError(f"the header names {shards} data shards")
+    return shards, entries
+
+
 class BundleReader:
     """name -> entry, and one tensor at a time from the data files."""
 
@@ -154,19 +174,10 @@ class BundleReader:
         self.prefix = prefix
         index = Path(f"{prefix}.index").read_bytes()
         try:
-            table = _table(index)
-        except (ValueError, IndexError, struct.error) as exc:
-            raise ConversionError(f"{prefix}.index is corrupt or truncated ({exc})") from None
-        shards = 1
-        self.entries: dict[str, BundleEntry] = {}
-        for key, value in table:
-            if key == b"":
-                header = dict(_proto_fields(value))
-                shards = int(header.get(1, 1))
-                if header.get(2, 0):
-                    raise Unsupported("big-endian bundle")
-                continue
-            self.entries[key.decode("utf-8")] = _entry(value)
+            shards, self.entries = _contents(_table(index))
+        except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:  # UnicodeDecodeError too
+            raise ConversionError(f"{prefix}.index is corrupt or truncated ({exc}); copy it again from its source"
+                                  ) from None
         self.data_files = [Path(f"{prefix}.data-{k:05d}-of-{shards:05d}") for k in range(shards)]
         _check_data_files(prefix, self.data_files, self.entries)
         self._files = [MappedFile(file) for file in self.data_files]
