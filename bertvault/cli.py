@@ -60,15 +60,33 @@ class _Guarded(typer.Typer):
                 except Exception as exc:  # noqa: BLE001 - the last resort: a fault bertvault does not know yet
                     if _debug():
                         raise
-                    what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    typer.echo(f"internal error: {type(exc).__name__}{': ' + what if what else ''}; run with "
-                               "--debug for the traceback", err=True)
+                    typer.echo(_internal_error(exc), err=True)
                     raise typer.Exit(1) from None
 
             register(guarded)
             return fn
 
         return decorator
+
+
+def _internal_error(exc: BaseException) -> str:
+    """One line for a fault bertvault does not know; its traceback goes to a log for the bug report."""
+    import datetime
+    import traceback
+
+    from bertvault import paths
+
+    what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    line = f"internal error: {type(exc).__name__}{': ' + what if what else ''}"
+    log_file = paths.home() / "internal-errors.log"
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a", encoding="utf-8") as out:
+            out.write(f"--- {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} "
+                      f"bertvault {__version__}: {' '.join(sys.argv)}\n{''.join(traceback.format_exception(exc))}")
+        return f"{line}; the traceback is in {log_file} (or run with --debug)"
+    except OSError:
+        return f"{line}; run with --debug for the traceback"
 
 
 def _debug() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ SAMPLE_TEXT = REPO / "bertvault" / "resources" / "sample_text.txt"
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory, monkeypatch) -> Path:
+def isolated_env(tmp_path_factory, monkeypatch) -> Iterator[Path]:
     """No test sees the real ~/.cache or ~/.config, and none reaches a real network service."""
     root = tmp_path_factory.mktemp("bvenv")
     monkeypatch.setenv("BERTVAULT_HOME", str(root / "cache"))
@@ -23,7 +24,10 @@ def isolated_env(tmp_path_factory, monkeypatch) -> Path:
     for name in ("BERTVAULT_MANIFESTS", "BERTVAULT_OFFLINE", "BERTVAULT_DEBUG", "HF_TOKEN", "STORAGE_EMULATOR_HOST",
                  "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN", "GCE_METADATA_HOST", "GCE_METADATA_IP"):
         monkeypatch.delenv(name, raising=False)
-    return root
+    yield root
+    # The last-resort handler logs every fault bertvault does not know: no test may reach it.
+    errors = root / "cache" / "internal-errors.log"
+    assert not errors.exists(), f"an internal error reached the user:\n{errors.read_text()}"
 
 
 @pytest.fixture

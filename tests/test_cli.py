@@ -198,3 +198,16 @@ def test_installed_wheel_finds_its_data(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["manifest"].startswith(str(target / "bertvault" / "_data" / "manifests"))
+
+
+def test_an_unknown_fault_is_one_line_and_its_traceback_is_kept(monkeypatch, isolated_env) -> None:
+    from bertvault.cache import catalog
+
+    monkeypatch.setattr(catalog, "select", lambda *args, **kwargs: 1 / 0)
+    result = invoke("list")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("internal error: ZeroDivisionError: division by zero; the traceback is in ")
+    assert result.stderr.count("\n") == 1
+    log = isolated_env / "cache" / "internal-errors.log"
+    assert "Traceback" in log.read_text() and "1 / 0" in log.read_text()
+    log.unlink()  # (the suite fails any other test that reaches this handler)
