@@ -75,11 +75,13 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "model.safetensors").is_file():
         return load_file(folder / "model.safetensors")
     if (folder / "pytorch_model.bin").is_file():
-        # A pickle from the internet can run code: tensors and plain containers only.
-        try:
-            return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - the unpickler raises many kinds
-            raise ConversionError(f"{folder / 'pytorch_model.bin'} is not a plain tensor file: {exc}") from None
+        # A pickle from the internet can run code: tensors and plain containers only (UnsafeInput otherwise).
+        from bertvault.formats.pt import torch_load
+
+        weights = torch_load(folder / "pytorch_model.bin")
+        if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+            raise ConversionError(f"{folder / 'pytorch_model.bin'} is not a state dict of tensors")
+        return weights
     raise ConversionError(f"{folder} has config.json but no model.safetensors or pytorch_model.bin")
 
 
