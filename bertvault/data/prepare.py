@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bertvault.data import azureml, features, inputs, pairs, shards, tfrecord
-from bertvault.data.lifetime import die_with_parent
+from bertvault.data import azureml, features, inputs, lifetime, pairs, shards, tfrecord
 from bertvault.data.vocab import VocabInfo, locate
 from bertvault.errors import DataError, raise_if
 
@@ -184,10 +183,8 @@ _state: dict = {}
 def _init(job: Job, parent: int | None = None) -> None:
     """Sets up a worker; `parent`: the pid of the process that started this pool worker."""
     if parent is not None:
-        die_with_parent(parent)  # a killed prepare leaves no worker waiting for work that never comes
-        # Ctrl-C at a terminal and SIGTERM to the group are the parent's to handle: it stops the workers.
-        os.setpgid(0, 0)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        lifetime.leave_stop_signals_to_parent()  # Ctrl-C is the parent's: it stops the workers
+        lifetime.die_with_parent(parent)  # a killed prepare leaves no worker waiting forever
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a process per core: its threads would contend
     from bertvault.data.tokenizer import read_vocab, vocab_tokens
 
@@ -397,7 +394,8 @@ def _pooled(job: Job, items: Iterator, workers: int) -> Iterator[tuple]:
                     if step is None:
                         break
                     number, (kind, payload, size) = step
-                    running[pool.submit(_process, number, kind, payload)] = size
+                    with lifetime.stop_signals_blocked():  # submit may start a worker
+                        running[pool.submit(_process, number, kind, payload)] = size
                 if not running:
                     return
                 finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)

@@ -14,21 +14,18 @@ unbounded, and no worker outlives the training process.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import default_collate as torch_collate
 
-from bertvault.data.lifetime import die_with_parent
+from bertvault.data.lifetime import die_with_parent, leave_stop_signals_to_parent, stop_signals_blocked
 from bertvault.errors import BertvaultError, DataError
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 600.0  # seconds for one batch from a worker: memory-mapped or pread examples take milliseconds
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class Failed:
@@ -63,13 +60,8 @@ def collate(items: list):
 
 def _init_worker(_worker: int) -> None:
     """Runs first in each forked worker, with the stop signals still blocked (see `_start`)."""
-    os.setpgid(0, 0)  # out of the trainer's group: group-wide signals are the trainer's to handle
+    leave_stop_signals_to_parent()
     die_with_parent()
-    # A stop signal sent to the old group before setpgid is pending here: SIG_IGN discards it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # so that the trainer (or its exit) can stop this worker
 
 
 def make(dataset, batch_size: int, workers: int, generator: torch.Generator) -> DataLoader:
@@ -80,16 +72,11 @@ def make(dataset, batch_size: int, workers: int, generator: torch.Generator) -> 
 
 
 def _start(loader: DataLoader):
-    """iter(loader), with the stop signals blocked while it forks, so that a worker cannot die of
-    one before it has left the trainer's process group (the trainer gets a pending signal when
-    they unblock)."""
+    """iter(loader), which forks the workers: with the stop signals blocked meanwhile."""
     if not loader.num_workers:
         return iter(loader)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
+    with stop_signals_blocked():
         return iter(loader)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def stop(iterator) -> None:
