@@ -4,7 +4,11 @@ Each shard is one pickle of a whole data-creator object holding `instances`, a l
 `TokenInstance(tokens_a, tokens_b, is_next)` with WordPiece token strings (is_next = 1 when B is
 random). Unpickling can run any code a file names, so `SafeUnpickler.find_class` admits only those
 classes, under the module names the shards were written with, mapped to the plain classes below,
-and refuses every other global (os.system, builtins.eval, ...) before anything is called.
+and refuses every other global (os.system, builtins.eval, ...) before anything is called. The
+work is bounded by what the file can hold: a pickle names an object once and then refers to it by
+a 2-byte reference, so a crafted 128 KB shard listing one instance 60,000 times would expand to
+gigabytes of token ids. Sets copied by a call are counted while unpickling, and tokens before any
+is converted; a file that holds more of them than its bytes is refused (UnsafeInput).
 
 The pickle holds the whole shard: loading and converting it takes about `memory_factor` times the
 file size in memory (lists of small Python strings: ~70 bytes per token against 5-11 on disk),
@@ -74,18 +78,40 @@ ALLOWED: dict[tuple[str, str], object] = {
     ("__builtin__", "object"): object,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "set"): set,  # protocols 0-2 as Python 3 writes them
+    ("__builtin__", "frozenset"): frozenset,
 }
 
 
 class SafeUnpickler(pickle.Unpickler):
+    """Admits ALLOWED only. A set or frozenset built by a call copies its argument, which the file
+    names by a 2-byte memo reference: those copies are charged against `budget` (elements), so a
+    small file cannot make the unpickler build gigabytes."""
+
+    def __init__(self, file, budget: int):
+        super().__init__(file)
+        self.budget = budget
+
+    def _charged(self, kind):
+        def build(items=()):
+            items = list(items) if not isinstance(items, list | tuple | set | frozenset) else items
+            self.budget -= len(items)
+            if self.budget < 0:
+                raise UnsafeInput("its sets copy more elements than the file holds; refused (a crafted "
+                                  "pickle that expands in memory)")
+            return kind(items)
+
+        return build
+
     def find_class(self, module: str, name: str):
         try:
-            return ALLOWED[(module, name)]
+            found = ALLOWED[(module, name)]
         except KeyError:
             raise UnsafeInput(
-                f"pickle names {module}.{name}, which an AzureML shard never holds; refused without running it "
-                "(only the data-creator classes and TokenInstance are admitted)"
+                f"pickle names {module}.{name}, which an AzureML shard never holds; refused without running "
+                "it (only the data-creator classes and TokenInstance are admitted)"
             ) from None
+        return self._charged(found) if found in (set, frozenset) else found
 
 
 def memory_factor(path: Path) -> int:
@@ -106,10 +132,12 @@ def available_memory() -> int | None:
 
 
 def load(path: Path) -> list[TokenInstance]:
-    """The instances of one shard; UnsafeInput for a foreign class, DataError for anything malformed."""
+    """The instances of one shard; UnsafeInput for a foreign class or a file that expands beyond what
+    it can hold, DataError for anything malformed."""
+    size = path.stat().st_size
     try:
         with open(path, "rb") as handle:
-            obj = SafeUnpickler(io.BufferedReader(handle, 1 << 20)).load()
+            obj = SafeUnpickler(io.BufferedReader(handle, 1 << 20), budget=size).load()
     except UnsafeInput as exc:
         raise UnsafeInput(f"{path}: {exc}") from None
     except MemoryError:
@@ -119,21 +147,42 @@ def load(path: Path) -> list[TokenInstance]:
         raise DataError(f"{path}: not a readable AzureML shard ({type(exc).__name__}: {exc})") from None
     instances = getattr(obj, "instances", None) if isinstance(obj, DataCreator) else None
     if not isinstance(instances, list):
-        raise DataError(f"{path}: expected a data-creator object with an `instances` list, got {type(obj).__name__}")
-    bad = sum(1 for inst in instances if not _well_formed(inst))
+        raise DataError(f"{path}: expected a data-creator object with an `instances` list, "
+                        f"got {type(obj).__name__}")
+    bad = sum(1 for inst in instances if not _shaped(inst))
+    if not bad:
+        _check_expansion(path, instances, size)
+        bad = sum(1 for inst in instances if not _strings(inst))
     if bad:
-        raise DataError(f"{path}: {bad} of {len(instances)} instances are not TokenInstance(list of str, list of str, 0/1)")
+        raise DataError(f"{path}: {bad} of {len(instances)} instances are not "
+                        "TokenInstance(list of str, list of str, 0/1)")
     return instances
 
 
-def _well_formed(inst) -> bool:
+def _check_expansion(path: Path, instances: list[TokenInstance], size: int) -> None:
+    """Every token of a real shard is its own list entry, at least 2 bytes of the file (a memo
+    reference); a pickle whose instances share token lists (or one instance listed over and over)
+    would expand far beyond its size when converted. Counted before a single token is read."""
+    tokens = sum(len(inst.tokens_a) + len(inst.tokens_b) for inst in instances)
+    if tokens > size:
+        raise UnsafeInput(
+            f"{path}: its {len(instances):,} instances hold {tokens:,} tokens, more than the file's {size:,} "
+            "bytes can store (each token takes at least 2): they share lists by reference, which an AzureML "
+            "shard never does; refused (a crafted pickle that expands in memory)"
+        )
+
+
+def _shaped(inst) -> bool:
     return (
         isinstance(inst, TokenInstance)
         and isinstance(inst.tokens_a, list)
         and isinstance(inst.tokens_b, list)
         and inst.is_next in (0, 1, True, False)
-        and all(isinstance(t, str) for t in chain(inst.tokens_a, inst.tokens_b))
     )
+
+
+def _strings(inst: TokenInstance) -> bool:
+    return all(isinstance(t, str) for t in chain(inst.tokens_a, inst.tokens_b))
 
 
 def to_pairs(instances: list[TokenInstance], vocab: dict[str, int]) -> Pairs:

@@ -16,6 +16,7 @@ and for TFRecords the length of their first record, so converting keeps examples
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import glob
 import hashlib
 import logging
@@ -23,6 +24,8 @@ import multiprocessing
 import os
 import random
 import shutil
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -35,6 +38,7 @@ from bertvault import sources
 from bertvault.data import azureml, features, inputs, pairs, shards, tfrecord
 from bertvault.data.vocab import VocabInfo, locate
 from bertvault.errors import DataError, ManifestError, raise_if
+from bertvault.io import lifetime
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +188,12 @@ class Job:
 _state: dict = {}
 
 
-def _init(job: Job, pooled: bool = False) -> None:
-    if pooled:  # one process per core already: tokenizers' own threads would only contend
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+def _init(job: Job, parent: int | None = None) -> None:
+    """Sets up a worker; `parent`: the pid of the process that started this pool worker."""
+    if parent is not None:
+        lifetime.leave_stop_signals_to_parent()  # Ctrl-C is the parent's: it stops the workers
+        lifetime.die_with_parent(parent)  # a killed prepare leaves no worker waiting forever
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a process per core: its threads would contend
     from bertvault.formats.vocab import read_vocab, vocab_tokens
 
     tokens = vocab_tokens(job.vocab)
@@ -319,22 +326,43 @@ def run(plan: Plan, report: Report | None = None) -> dict:
     """Do the work; return the header written to the output folder."""
     o = plan.options
     report = report or (lambda *_: None)
-    staging = shards.Staging(plan.out)
-    job = Job(plan.vocab.path, plan.vocab.lowercase, o, staging.path, shards.token_dtype(plan.vocab.size))
     totals = Totals()
     began = time.perf_counter()
-    try:
-        for number, entry, stats in _execute(job, _items(plan, _warn_single), o.workers, report):
-            totals.add(number, entry, stats)
-        if not totals.entries:
-            raise DataError(_nothing_made(totals.counts, o))
-        header = _header(plan, totals, time.perf_counter() - began)
-        staging.commit(header, plan.vocab.path)
-    except BaseException:
-        staging.abort()
-        raise
+    with _terminate_as_interrupt():
+        staging = shards.Staging(plan.out)
+        job = Job(plan.vocab.path, plan.vocab.lowercase, o, staging.path, shards.token_dtype(plan.vocab.size))
+        try:
+            # closing(): an interrupt between two items stops the pool before the staging folder goes
+            with contextlib.closing(_execute(job, _items(plan, _warn_single), o.workers, report)) as results:
+                for number, entry, stats in results:
+                    totals.add(number, entry, stats)
+            if not totals.entries:
+                raise DataError(_nothing_made(totals.counts, o))
+            header = _header(plan, totals, time.perf_counter() - began)
+            staging.commit(header, plan.vocab.path)
+        except BaseException:
+            staging.abort()
+            raise
     _log_summary(totals, plan)
     return header
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the work as Ctrl-C does (the staging folder is removed) instead of killing the
+    process where it stands. Main thread only; elsewhere signals are not ours to handle."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _execute(job: Job, items: Iterator, workers: int, report: Report) -> Iterator[tuple]:
@@ -348,8 +376,17 @@ def _execute(job: Job, items: Iterator, workers: int, report: Report) -> Iterato
         for number, (kind, payload, size) in enumerate(items):
             yield done(_process(number, kind, payload), size)
         return
+    with contextlib.closing(_pooled(job, items, workers)) as results:
+        for result, size in results:
+            yield done(result, size)
+
+
+def _pooled(job: Job, items: Iterator, workers: int) -> Iterator[tuple]:
+    """(result, size) of each item, from a pool of spawned processes; on any failure or interrupt the
+    workers are killed at once (their output is in the staging folder, which is removed anyway)."""
     context = multiprocessing.get_context("spawn")  # tokenizers' thread pool does not survive fork
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(job, True)) as pool:
+    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
+                                initargs=(job, os.getpid())) as pool:
         running: dict[cf.Future, int] = {}
         numbered = enumerate(items)
         try:
@@ -359,17 +396,29 @@ def _execute(job: Job, items: Iterator, workers: int, report: Report) -> Iterato
                     if step is None:
                         break
                     number, (kind, payload, size) = step
-                    running[pool.submit(_process, number, kind, payload)] = size
+                    with lifetime.stop_signals_blocked():  # submit may start a worker
+                        running[pool.submit(_process, number, kind, payload)] = size
                 if not running:
                     return
                 finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
-                    yield done(future.result(), running.pop(future))
+                    yield future.result(), running.pop(future)
         except cf.process.BrokenProcessPool:
-            raise DataError("a worker process died (killed for lack of memory?); run again with fewer --workers") from None
+            raise DataError("a worker process died (killed for lack of memory?); run again with fewer "
+                            "--workers") from None
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+            _kill_workers(pool)
             raise
+
+
+def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14
+    if kill is not None:
+        kill()
+    else:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _nothing_made(counts: Counter, o: Options) -> str:

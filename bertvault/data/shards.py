@@ -9,13 +9,17 @@
 
 Every file is first written under a staging folder inside the target folder (a temporary name,
 then a rename); `Staging.commit` moves them into place and writes the header last, and a failure
-removes the staging folder, so no half-written shard is ever left where a reader looks.
+removes the staging folder, so no half-written shard is ever left where a reader looks. A run
+killed outright (kill -9) cannot clean up: its staging folder is named for its host and process,
+and the next run into the same folder removes it once that process is gone.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,12 +29,15 @@ import numpy as np
 from bertvault.data import features, tfrecord
 from bertvault.data.pairs import Pairs
 from bertvault.errors import DataError
+from bertvault.io import owners
 
 HEADER = "bertvault-data.json"
 FORMAT = "bertvault-pretraining"
 VERSION = 1
 VOCAB = "vocab.txt"
 TFRECORD_BLOCK = 2048  # examples masked and laid out together
+
+log = logging.getLogger(__name__)
 
 
 def token_dtype(vocab_size: int) -> str:
@@ -100,15 +107,56 @@ def read_header(folder: Path) -> dict:
     return header
 
 
+STAGING = ".staging-"  # + owner tag (host@pid@random): whose it is, and whether that process still runs
+# What a commit moves into place, and the temporary files of an atomic write: in a folder without a
+# header, these and a dead run's staging folder are the leftovers of a prepare killed mid-commit.
+OUTPUT_NAME = re.compile(r"part-\d+\.(ids\.npy|index\.npy|tfrecord)|vocab\.txt|\..+\.tmp")
+
+
+def _staging_tag(child: Path) -> str | None:
+    return child.name[len(STAGING):] if child.name.startswith(STAGING) and child.is_dir() else None
+
+
+def reclaim(out: Path) -> list[str]:
+    """Removes what a killed prepare left in `out` (the names removed): staging folders of processes of
+    this host that no longer run and, when the folder has no header, the shards that a commit cut
+    short had moved into place. Live runs' folders and anything else are left alone."""
+    if not out.is_dir():
+        return []
+    children = list(out.iterdir())
+    stale = [c for c in children if (tag := _staging_tag(c)) is not None and owners.is_stale(tag)]
+    if not stale:
+        return []
+    rest = [c for c in children if c not in stale]
+    ours = all(c.is_file() and OUTPUT_NAME.fullmatch(c.name) for c in rest)
+    unfinished = ours and not (out / HEADER).exists()
+    removed = stale + (rest if unfinished else [])
+    for child in removed:
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    log.warning("%s: removed %s, left by a prepare that was killed", out, ", ".join(c.name for c in removed))
+    return [c.name for c in removed]
+
+
 def check_out(out: Path) -> None:
+    """A new or empty folder (once a killed run's leftovers are removed), and no live run in it."""
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()):
-        raise DataError(f"--out {out} is not empty; give a new or empty folder (delete the old output first)")
+    reclaim(out)
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    live = [owners.owner_of(tag) for c in out.iterdir() if (tag := _staging_tag(c)) and owners.in_use(tag)]
+    if live:
+        raise DataError(f"--out {out} is being written by another prepare (process {live[0][1]} on this "
+                        "host); wait for it to finish, or give another folder")
+    raise DataError(f"--out {out} is not empty; give a new or empty folder (delete the old output first)")
 
 
 class Staging:
-    """A temporary folder inside the output folder; everything moves into place on commit."""
+    """A temporary folder inside the output folder, named for its owner; everything moves into place
+    on commit. A run killed before that leaves it behind, and the next run removes it (`reclaim`)."""
 
     def __init__(self, out: Path):
         self.out = out
@@ -116,7 +164,8 @@ class Staging:
         self.created = not out.exists()
         try:
             out.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+            self.path = out / f"{STAGING}{owners.new_tag()}"
+            self.path.mkdir(mode=0o700)
         except OSError as exc:
             raise DataError(f"cannot create --out {out}: {exc.strerror}") from None
 

@@ -94,12 +94,13 @@ def _refusal(path: Path, message: str) -> Exception:
     return ConversionError(f"{path} is truncated or not a PyTorch checkpoint ({detail})")
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: int, size: int) -> object:
+def torch_load(path: str | Path, mmap: bool = False) -> object:
+    """torch.load(weights_only=True), its refusals as one line each: UnsafeInput when the pickle names
+    code, ConversionError when the bytes are damaged. Every reader of a torch pickle goes through here
+    (convert, `--from`, `--resume`), so the same file gets the same answer everywhere."""
     import torch
 
     try:
-        mmap = zipfile.is_zipfile(path)
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing them anyway
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -108,6 +109,11 @@ def _load_cached(path: str, mtime: int, size: int) -> object:
     except Exception as exc:  # noqa: BLE001 - weights_only unpickling of damaged bytes raises anything (IndexError, KeyError...)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConversionError(f"{path} is truncated or not a PyTorch checkpoint ({first})") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime: int, size: int) -> object:
+    return torch_load(path, mmap=zipfile.is_zipfile(path))
 
 
 @functools.lru_cache(maxsize=4)

@@ -67,6 +67,28 @@ def exists(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
+def _old_copy(leftover: Path) -> Path | None:
+    """For `.NAME.bvtmp-PID-old-X`, the NAME it was moved away from (a folder being replaced)."""
+    head, _, rest = leftover.name.rpartition(TAG)
+    parts = rest.split("-")
+    return leftover.with_name(head[1:]) if len(parts) == 3 and parts[1] == "old" and head.startswith(".") else None
+
+
+def recover(folder: Path) -> list[Path]:
+    """Put back what a process killed between the two renames of a replacement moved away (its
+    target is missing), and remove every other temporary of dead processes in `folder`; returns
+    what was removed."""
+    removed = []
+    for leftover in sorted(leftovers_in(folder)):
+        original = _old_copy(leftover)
+        if original is not None and not exists(original):
+            os.replace(leftover, original)
+        else:
+            remove(leftover)
+            removed.append(leftover)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(final: Path, *, force: bool = True) -> Iterator[Path]:
     """Yield a temporary path (the writer makes a file or a folder there) that becomes `final` when
@@ -78,7 +100,11 @@ def atomic_output(final: Path, *, force: bool = True) -> Iterator[Path]:
         raise FileExistsError(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     for leftover in temporaries(final):
-        remove(leftover)
+        original = _old_copy(leftover)
+        if original is not None and not exists(final):  # a replacement killed half-way: the old one
+            os.replace(leftover, final)
+        else:
+            remove(leftover)
     temp = final.parent / f".{final.name}{TAG}{os.getpid()}-{secrets.token_hex(4)}"
     try:
         yield temp

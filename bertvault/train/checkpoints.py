@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bertvault.errors import TrainingError
+from bertvault.errors import TrainingError, UnsafeInput
 from bertvault.io import atomic
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 PATTERN = re.compile(r"^step-(\d+)$")
 STATE = "training_state.pt"
 TRAINER = "trainer_state.json"
+PRUNED = ".pruned"
 
 
 def folder_for(root: Path, step: int) -> Path:
@@ -57,9 +59,39 @@ def latest(root: Path) -> Path | None:
 
 
 def clean_partial(root: Path) -> None:
-    """Temporary folders of a save that was killed half-way (their process is gone)."""
-    for leftover in atomic.leftovers_in(root):
-        atomic.remove(leftover)
+    """What a save or a prune killed half-way left: a checkpoint that was being replaced is put back,
+    every other temporary (and pruned) folder of a dead process is removed."""
+    atomic.recover(root)
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.name.startswith(".") and child.name.endswith(PRUNED):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def prune(root: Path, keep: int) -> None:
+    """Drops all but the newest `keep` checkpoints. Each is renamed out of the `step-*` names first,
+    so a kill during the removal never leaves a half-deleted folder that looks like a checkpoint."""
+    for _, old in existing(root)[:-keep]:
+        trash = old.with_name(f".{old.name}{PRUNED}")
+        os.replace(old, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+RUN_VOCAB = "vocab.txt"
+
+
+def keep_vocab(vocab: Path, out: Path) -> Path:
+    """The run's own copy of its vocab (OUT/vocab.txt), which checkpoints and exports copy from:
+    `--keep` may prune the checkpoint a resumed run read its vocab from."""
+    target = out / RUN_VOCAB
+    data = vocab.read_bytes()
+    if target.resolve() == vocab.resolve() or (target.is_file() and target.read_bytes() == data):
+        return target
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{RUN_VOCAB}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target
 
 
 def python_rng_state() -> dict[str, Any]:
@@ -104,16 +136,42 @@ def save(root: Path, step: int, write_model, torch_state: dict, trainer_state: d
         write_model(tmp)
         torch.save(_to_cpu(torch_state), tmp / STATE)
         (tmp / TRAINER).write_text(json.dumps({"step": step, **trainer_state}), encoding="utf-8")
-    for _, old in existing(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune(root, keep)
     log.info("saved checkpoint %s", target)
     return target
 
 
 def load(folder: Path) -> Saved:
+    """A checkpoint to resume from. training_state.pt is a pickle: one that names code is refused as
+    UnsafeInput (never run); damage of any kind is one TrainingError."""
+    from bertvault.formats.pt import torch_load
+
     try:
         trainer_state = json.loads((folder / TRAINER).read_text(encoding="utf-8"))
-        torch_state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+        torch_state = torch_load(folder / STATE)
+        problems = _shape_problems(trainer_state, torch_state)
+    except UnsafeInput:
+        raise
     except Exception as exc:  # noqa: BLE001 - a damaged file shows up as many kinds of error
-        raise TrainingError(f"checkpoint {folder} cannot be read ({exc}); resume from an earlier one") from None
+        problems = [str(exc).splitlines()[0] if str(exc) else type(exc).__name__]
+    if problems:
+        raise TrainingError(f"checkpoint {folder} cannot be read ({'; '.join(problems)}); "
+                            "resume from an earlier one (move this folder away)")
     return Saved(int(trainer_state["step"]), folder, torch_state, trainer_state)
+
+
+def _shape_problems(trainer_state, torch_state) -> list[str]:
+    """What `pretrain --resume` reads from the two files, checked before any of it is used."""
+    if not isinstance(trainer_state, dict) or not isinstance(torch_state, dict):
+        return [f"{TRAINER} and {STATE} must each hold a mapping"]
+    problems = [f"{STATE} lacks {key!r}" for key in ("optimizer", "scheduler", "rng")
+                if key not in torch_state]
+    step = trainer_state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        problems.append(f"{TRAINER}: step {step!r} is not a count of steps")
+    ranks = torch_state.get("rng")
+    for key in ("data", "python_rng"):
+        value = trainer_state.get(key)
+        if not isinstance(value, list) or not isinstance(ranks, list) or len(value) != len(ranks):
+            problems.append(f"{TRAINER}: {key!r} must be a list with one entry per process")
+    return problems

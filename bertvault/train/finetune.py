@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from bertvault import provenance, sources
 from bertvault.errors import DataError, TrainingError, UsageError, raise_if
 from bertvault.formats.tokenizer import build_tokenizer, write_files
 from bertvault.io.atomic import atomic_output
-from bertvault.train import checkpoint_io, config, devices, optim, scores, tables
+from bertvault.train import checkpoint_io, config, devices, finite, launch, optim, scores, tables
 from bertvault.train.metrics import MetricsLog
 
 log = logging.getLogger(__name__)
@@ -80,10 +82,7 @@ def read_split(path: str, name: str, columns: tables.Columns, tokenizer, task: s
     labels = None
     if raw and need_label:
         if task == "regression":
-            try:
-                labels = np.array([float(v) for v in raw], dtype=np.float32)
-            except ValueError as exc:
-                raise DataError(f"{path}: a regression label is not a number ({exc})") from None
+            labels = regression_labels(path, raw)
         elif names is not None:
             lookup = {n: i for i, n in enumerate(names)}
             unknown = sorted({v for v in raw if v not in lookup})
@@ -95,6 +94,36 @@ def read_split(path: str, name: str, columns: tables.Columns, tokenizer, task: s
     index = [r[index_name] for r in rows] if index_name else [str(i) for i in range(len(rows))]
     split = Split(name, [e.ids for e in encoded], [e.type_ids for e in encoded], labels, index)
     return split, raw
+
+
+def regression_labels(path: str, raw: list[str]) -> np.ndarray:
+    """Finite numbers, or a DataError naming the first rows that are not (`nan` parses as a float, and
+    one NaN label turns every loss and weight into NaN)."""
+    values, bad = [], []
+    for row, text in enumerate(raw, start=1):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or abs(value) > np.finfo(np.float32).max:
+            bad.append(f"row {row} ({text!r})")
+        values.append(value)
+    if bad:
+        raise DataError(f"{path}: regression labels must be finite numbers; not so in {', '.join(bad[:5])}"
+                        + (f" and {len(bad) - 5} more rows" if len(bad) > 5 else ""))
+    return np.array(values, dtype=np.float32)
+
+
+def read_splits(settings: config.FinetuneSettings, columns: tables.Columns, tokenizer,
+                names: list[str]) -> tuple[Split, Split, Split | None]:
+    """--train and --eval with their labels, --test (when given) without."""
+    train, _ = read_split(settings.train, "train", columns, tokenizer, settings.task, names, True)
+    evaluation, _ = read_split(settings.eval, "eval", columns, tokenizer, settings.task, names, True)
+    test = None
+    if settings.test:
+        test_columns = tables.Columns(columns.text, columns.pair, None)
+        test, _ = read_split(settings.test, "test", test_columns, tokenizer, settings.task, names, False)
+    return train, evaluation, test
 
 
 def batches(split: Split, order: np.ndarray, batch_size: int, pad_id: int,
@@ -186,7 +215,8 @@ def run(settings: config.FinetuneSettings, display=None) -> Result:
     device = devices.pick(settings.device)
     device.init_process_group()
     try:
-        return _run(settings, display, device)
+        with launch.peers_may_fail(device.distributed):
+            return _run(settings, display, device)
     finally:
         device.shutdown()
 
@@ -218,12 +248,7 @@ def _run(settings: config.FinetuneSettings, display, device: devices.Device) -> 
     names = label_names(train_raw) if settings.task == "classification" else []
     if settings.task == "classification" and len(names) < 2:
         raise DataError(f"{settings.train}: every row has the label {names[0]!r}; a classifier needs two or more")
-    train, _ = read_split(settings.train, "train", columns, tokenizer, settings.task, names, True)
-    evaluation, _ = read_split(settings.eval, "eval", columns, tokenizer, settings.task, names, True)
-    test = None
-    if settings.test:
-        test_columns = tables.Columns(columns.text, columns.pair, None)
-        test, _ = read_split(settings.test, "test", test_columns, tokenizer, settings.task, names, False)
+    train, evaluation, test = read_splits(settings, columns, tokenizer, names)
     num_labels = 1 if settings.task == "regression" else len(names)
     metric = settings.metric or ("pearson" if settings.task == "regression" else "accuracy")
     fixed_length = settings.max_seq_len if device.kind == "xla" else None  # static shapes for XLA
@@ -249,33 +274,26 @@ def _run(settings: config.FinetuneSettings, display, device: devices.Device) -> 
     best_value, best_epoch, best_scores, best_state = -np.inf, 0, {}, None
     history = []
     device.seed(settings.seed + device.rank)
+    step = functools.partial(train_step, wrapped, model, optimizer, scheduler, scaler, device, precision,
+                             settings.clip)
     with devices.out_of_memory_hint(f"a batch of {settings.batch_size} × {settings.max_seq_len} tokens"), \
             contextlib.closing(metrics):
         for epoch in range(1, settings.epochs + 1):
             order = np.random.default_rng([settings.seed, epoch]).permutation(len(train.input_ids))
             mine = order[device.rank :: device.world_size][:per_rank]  # the same step count on every rank
-            losses = []
-            for _, batch in batches(train, mine, settings.batch_size, pad_id, fixed_length):
-                with device.autocast(precision):
-                    loss = wrapped(**{k: v.to(device.device) for k, v in batch.items()}).loss
-                (scaler.scale(loss) if scaler is not None else loss).backward()
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                optim.clip_gradients(model, settings.clip)
-                device.optimizer_step(optimizer, scaler)
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                device.mark_step()
-                losses.append(loss.detach())
+            losses = [step(batch) for _, batch in
+                      batches(train, mine, settings.batch_size, pad_id, fixed_length)]
             train_loss = float(device.all_reduce_sum(torch.stack(losses).mean().reshape(1))[0]) / device.world_size
+            check_finite(epoch, train_loss, model, device)  # before it is scored, logged or kept
             epoch_scores = score(predict(module, evaluation, device, precision, settings.batch_size, pad_id,
                                          fixed_length), evaluation, settings.task, num_labels)
             record = {"step": epoch, "epoch": epoch, "train_loss": train_loss,
                       **{f"eval_{k}": v for k, v in epoch_scores.items()}}
             history.append(record)
             metrics.log(record)
-            if epoch_scores[metric] > best_value:
-                best_value, best_epoch, best_scores = epoch_scores[metric], epoch, epoch_scores
+            value = epoch_scores[metric] if math.isfinite(epoch_scores[metric]) else -np.inf
+            if best_state is None or value > best_value:
+                best_value, best_epoch, best_scores = value, epoch, epoch_scores
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     metrics.message(f"best epoch {best_epoch}: {metric} {best_value:.4f}")
@@ -297,6 +315,32 @@ def _run(settings: config.FinetuneSettings, display, device: devices.Device) -> 
             best_epoch=best_epoch, scores=best_scores, settings=dataclasses.asdict(settings))
     device.barrier()
     return Result(out, best_epoch, best_scores, model_dir, predictions, history)
+
+
+def train_step(wrapped, model, optimizer, scheduler, scaler, device: devices.Device, precision: str,
+               clip: float, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One optimizer step on one batch; the loss, left on the device."""
+    with device.autocast(precision):
+        loss = wrapped(**{k: v.to(device.device) for k, v in batch.items()}).loss
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    optim.clip_gradients(model, clip)
+    device.optimizer_step(optimizer, scaler)
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    device.mark_step()
+    return loss.detach()
+
+
+def check_finite(epoch: int, train_loss: float, model, device: devices.Device) -> None:
+    """A non-finite loss or weight ends the run (exit 8) before that epoch is scored or kept."""
+    bad = torch.tensor([float(not math.isfinite(train_loss) or not finite.parameters_finite(model))],
+                       device=device.device)
+    if float(device.all_reduce_sum(bad)[0]):
+        raise TrainingError(f"epoch {epoch}: the training loss or the weights are no longer finite numbers "
+                            f"(loss {train_loss}), so nothing of this run was saved; {finite.ADVICE} "
+                            "(finetuning usually takes 1e-5 to 5e-5)")
 
 
 def export(model, source: checkpoint_io.ModelSource, lowercase: bool, settings, target: Path) -> Path:

@@ -12,8 +12,8 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from bertvault.errors import BertvaultError, TrainingError, UsageError
@@ -55,11 +55,33 @@ class ChildError(TrainingError):
         self.exit_code = exit_code
 
 
+class PeerFailed(TrainingError):
+    """This process stopped because another process of the run failed; that one reports the cause."""
+
+
+@contextmanager
+def peers_may_fail(distributed: bool) -> Iterator[None]:
+    """A collective that fails because a peer process died (gloo: "Connection closed by peer") is a
+    consequence, not a cause: it becomes PeerFailed, one line, instead of a traceback per rank."""
+    try:
+        yield
+    except RuntimeError as exc:
+        import torch.distributed as dist
+
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if distributed and (isinstance(exc, dist.DistError) or "peer" in text.lower()):
+            raise PeerFailed(f"another process of this run failed ({text[:200]})") from None
+        raise
+
+
 def hand_error_to_launcher(exc: BertvaultError) -> bool:
-    """In a launched process: leave the error for the launcher to print once; True if it was left."""
+    """In a launched process: leave the error for the launcher to print once; True if it was left
+    (or needs no report: a PeerFailed process leaves the report to the peer that failed first)."""
     folder = os.environ.get(ERROR_DIR)
     if not folder or not launched():
         return False
+    if isinstance(exc, PeerFailed):
+        return True
     path = Path(folder) / f"rank-{int(os.environ.get('RANK', '0')):05d}"
     path.write_text(f"{exc.exit_code}\n{exc}", encoding="utf-8")
     return True

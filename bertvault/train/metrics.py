@@ -4,7 +4,8 @@ Each logging step writes one JSON line (`step`, `loss`, `mlm_loss`, `nsp_loss`, 
 `lr`, `tokens_per_s`, ... and `mfu` where the device's peak is known). The losses are means over
 the steps since the previous record; tokens_per_s counts every position of the padded sequences
 (batch × seq_len), evaluation and checkpoint time left out. A resumed run first drops lines past
-the step it resumes from, so the file reads as one uninterrupted run.
+the step it resumes from, so the file reads as one uninterrupted run. A value that is not a finite
+number (a correlation of constant predictions) is written as null: JSON has no NaN.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -34,6 +36,13 @@ def mfu(tokens_per_s: float, flops_token: float, peak_flops: float | None, devic
     if not peak_flops:
         return None
     return tokens_per_s * flops_token / (peak_flops * devices)
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN or Infinity (a bare `NaN` breaks every strict reader): such a value is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 class MetricsLog:
@@ -76,7 +85,8 @@ class MetricsLog:
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self.handle.write(json.dumps(record) + "\n")
+        record = {k: finite_or_none(v) for k, v in record.items()}
+        self.handle.write(json.dumps(record, allow_nan=False) + "\n")
         self.handle.flush()
         if self.writer is not None:
             for key, value in record.items():

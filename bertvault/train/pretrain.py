@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ import torch
 from bertvault import provenance, sources
 from bertvault.errors import TrainingError, UsageError, raise_if
 from bertvault.formats.vocab import vocab_tokens
-from bertvault.train import checkpoint_io, checkpoints, config, devices, optim, pretrain_data
+from bertvault.io import atomic
+from bertvault.train import checkpoint_io, checkpoints, config, devices, finite, launch, optim, pretrain_data
 from bertvault.train.metrics import MetricsLog, Throughput, flops_per_token, mfu
 from bertvault.train.model import PretrainingModel
 
@@ -164,8 +164,9 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 
 
 def train_step(wrapped, module, micro_batches, device: devices.Device, precision: str, optimizer, scheduler,
-               scaler, clip: float) -> torch.Tensor:
-    """One optimizer step over the micro-batches; returns [mlm, nsp, mlm ok, nsp ok, predictions, sequences]."""
+               scaler, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over the micro-batches; returns [mlm, nsp, mlm ok, nsp ok, predictions,
+    sequences] and the gradient norm before clipping."""
     counts = torch.tensor([sum(float(b["masked_lm_weights"].sum()) for b in micro_batches),
                            sum(float(b["input_ids"].shape[0]) for b in micro_batches)], device=device.device)
     counts = device.all_reduce_sum(counts)  # global predictions and sequences of this step
@@ -182,12 +183,12 @@ def train_step(wrapped, module, micro_batches, device: devices.Device, precision
         sums += torch.stack([out.mlm_loss, out.nsp_loss, out.mlm_correct, out.nsp_correct]).detach().float()
     if scaler is not None:
         scaler.unscale_(optimizer)
-    optim.clip_gradients(module, clip)
+    grad_norm = optim.clip_gradients(module, clip)
     device.optimizer_step(optimizer, scaler)
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     device.mark_step()
-    return torch.cat([sums, counts])
+    return torch.cat([sums, counts]), grad_norm
 
 
 def summarize(window: torch.Tensor, device: devices.Device) -> dict[str, float]:
@@ -204,9 +205,6 @@ def progress(step: int, window: torch.Tensor, lr: float, throughput: Throughput,
              precision: str, settings: config.PretrainSettings, shape) -> dict:
     """The metrics.jsonl record of a logging step (window sums -> means, throughput, MFU)."""
     record = {"step": step, **summarize(window, device), "lr": lr}
-    if not all(math.isfinite(record[k]) for k in ("loss", "mlm_loss", "nsp_loss")):
-        raise TrainingError(f"the loss is not finite at step {step} ({record['loss']}); lower --lr, or use "
-                            "--precision fp32 (or bf16 instead of fp16)")
     device.synchronize()
     rate = throughput.rate()
     predicted = float(window[4]) / max(1.0, float(window[5]) * settings.seq_len)
@@ -267,6 +265,94 @@ def stop_agreed(stop: list[str], device: devices.Device) -> bool:
     return bool(flag.item() > 0)
 
 
+# --- resuming and the loop ----------------------------------------------------------------------------
+
+def restore(saved: checkpoints.Saved, settings, device: devices.Device, optimizer, scheduler, scaler,
+            data: pretrain_data.Stream) -> int:
+    """Optimizer, schedule, scaler, RNGs and data position from a checkpoint; its step."""
+    rank_rng = saved.torch_state["rng"]
+    if len(rank_rng) != device.world_size:
+        raise TrainingError(f"{saved.folder} was saved by {len(rank_rng)} processes; resume it with as many")
+    try:
+        optimizer.load_state_dict(saved.torch_state["optimizer"])
+        scheduler.load_state_dict(saved.torch_state["scheduler"])
+        scheduler.lr_lambdas[0].total = settings.steps  # a resumed run may be given more (or fewer) steps
+        if scaler is not None and saved.torch_state.get("scaler"):
+            scaler.load_state_dict(saved.torch_state["scaler"])
+        device.set_rng_state(rank_rng[device.rank])
+        checkpoints.set_python_rng_state(saved.trainer_state["python_rng"][device.rank])
+        data.restore(saved.trainer_state["data"][device.rank])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(f"checkpoint {saved.folder} does not fit this run ({first}); resume from an "
+                            "earlier checkpoint (move this one away)") from None
+    return saved.step
+
+
+@dataclass
+class Loop:
+    """Steps until --steps: log, evaluate and save on schedule; stop cleanly on Ctrl-C / SIGTERM, and
+    with TrainingError before logging or saving anything non-finite."""
+
+    settings: config.PretrainSettings
+    device: devices.Device
+    precision: str
+    wrapped: torch.nn.Module
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    metrics: MetricsLog
+    eval_batches: list
+    save: object
+    shape: object  # the model's config, for the FLOPs of a token
+
+    def run(self, stream: Iterator, step: int, last_saved: int | None,
+            stop: list[str]) -> tuple[int, str | None]:
+        """Returns the last step and, when a signal stopped the run (`stop` names it), its name."""
+        s, device = self.settings, self.device
+        tokens_per_step = s.batch_size * s.grad_accum * s.seq_len * device.world_size
+        throughput = Throughput()
+        window = torch.zeros(6, device=device.device)
+        watch = finite.Watch(device, last_saved)
+        with devices.out_of_memory_hint(f"a micro-batch of {s.batch_size} × {s.seq_len} tokens"):
+            while step < s.steps:
+                micro_batches = [next(stream) for _ in range(s.grad_accum)]
+                lr = self.scheduler.get_last_lr()[0]  # the rate this step uses
+                stats, grad_norm = train_step(self.wrapped, self.module, micro_batches, device,
+                                              self.precision, self.optimizer, self.scheduler, self.scaler,
+                                              s.clip)
+                window += stats
+                step += 1
+                # With a grad scaler, an inf gradient only skips the step (the scaler's own remedy).
+                watch.update(step, stats[:2], grad_norm if self.scaler is None else None)
+                throughput.add(tokens_per_step)
+                if step % s.log_every == 0 or step == s.steps:
+                    watch.check(step)
+                    self.metrics.log(progress(step, window, lr, throughput, device, self.precision, s,
+                                              self.shape))
+                    window.zero_()
+                with throughput.paused():
+                    stop_now = self._between_steps(step, stop, watch)
+                if stop_now:
+                    return step, stop[0] if stop else "SIGTERM"
+        return step, None
+
+    def _between_steps(self, step: int, stop: list[str], watch: finite.Watch) -> bool:
+        """Evaluation and checkpoints; True when the run must stop (a checkpoint was just saved)."""
+        s, device = self.settings, self.device
+        if self.eval_batches and (step % s.eval_every == 0 or step == s.steps):
+            scores = evaluate(self.module, self.eval_batches, device, self.precision)
+            self.metrics.log({"step": step, **scores})
+        # Ranks agree by an all-reduce, a device sync: only on logging steps (which sync anyway).
+        stop_now = stop_agreed(stop, device) if step % s.log_every == 0 or not device.distributed else False
+        if (s.save_every and step % s.save_every == 0) or step == s.steps or stop_now:
+            watch.check(step, self.module)  # nothing non-finite is ever saved
+            self.save(step)
+            watch.saved(step)
+        return stop_now
+
+
 # --- the run ------------------------------------------------------------------------------------------
 
 def run(settings: config.PretrainSettings, resume: bool = False, display=None) -> Result:
@@ -274,7 +360,8 @@ def run(settings: config.PretrainSettings, resume: bool = False, display=None) -
     device = devices.pick(settings.device)
     device.init_process_group()
     try:
-        return _run(settings, resume, display, device)
+        with launch.peers_may_fail(device.distributed):
+            return _run(settings, resume, display, device)
     finally:
         device.shutdown()
 
@@ -282,16 +369,18 @@ def run(settings: config.PretrainSettings, resume: bool = False, display=None) -
 def _run(settings: config.PretrainSettings, resume: bool, display, device: devices.Device) -> Result:
     settings = finalize(settings)
     out = Path(settings.out)
-    ckpt_root = out / "checkpoints"
     resume_from = check_output(settings, resume)
     if device.is_main:
-        checkpoints.clean_partial(ckpt_root)
+        checkpoints.clean_partial(out / "checkpoints")
+        atomic.recover(out)  # an export (model/, tf1/) a kill interrupted
     precision = device.resolve_precision(settings.precision)
 
     # 2. The model. Every rank builds it from the same seed; fresh heads are identical across ranks.
     torch.manual_seed(settings.seed)
     source = load_source(settings, resume_from)
     model, _ = build(source, settings)
+    if device.is_main:  # saves and exports read the vocab; --keep may prune the checkpoint it came from
+        source.vocab_path = checkpoints.keep_vocab(source.vocab_path, out)
     module = PretrainingModel(model).to(device.device)
     model.tie_weights()  # moving to an XLA device makes a new parameter per module, which unties the decoder
     if settings.compile:
@@ -312,25 +401,48 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
 
     step = 0
     if resume_from is not None:
-        saved = checkpoints.load(resume_from)
-        optimizer.load_state_dict(saved.torch_state["optimizer"])
-        scheduler.load_state_dict(saved.torch_state["scheduler"])
-        scheduler.lr_lambdas[0].total = settings.steps  # a resumed run may be given more (or fewer) steps
-        if scaler is not None and saved.torch_state.get("scaler"):
-            scaler.load_state_dict(saved.torch_state["scaler"])
-        rank_rng = saved.torch_state["rng"]
-        if len(rank_rng) != device.world_size:
-            raise TrainingError(f"{resume_from} was saved by {len(rank_rng)} processes; resume it with as many")
-        device.set_rng_state(rank_rng[device.rank])
-        checkpoints.set_python_rng_state(saved.trainer_state["python_rng"][device.rank])
-        data.restore(saved.trainer_state["data"][device.rank])
-        step = saved.step
+        step = restore(checkpoints.load(resume_from), settings, device, optimizer, scheduler, scaler, data)
         log.info("resuming from %s (step %d)", resume_from, step)
     else:
         device.seed(settings.seed + device.rank)  # dropout differs per rank, as it would per example
 
     eval_batches = (pretrain_data.eval_batches(settings, source.vocab_path, lowercase, out, device)
                     if settings.eval_every else [])
+
+    save = saver(settings, device, model, source.vocab_path, lowercase, optimizer, scheduler, scaler, data)
+
+    metrics = MetricsLog(out, device.is_main, resume_step=step if resume_from else None, display=display)
+    if device.is_main:
+        log.info("pretraining %s on %s (%s, %d process(es)), steps %d..%d", source.name, device.name(),
+                 precision, device.world_size, step + 1, settings.steps)
+    if eval_batches and step == 0:
+        metrics.log({"step": 0, **evaluate(module, eval_batches, device, precision)})
+
+    loop = Loop(settings, device, precision, wrapped, module, optimizer, scheduler, scaler, metrics,
+                eval_batches, save, model.config)
+    stream = iter(data)
+    # Ctrl-C and SIGTERM only set a flag until the run is on its way out: a second one while the
+    # checkpoint is written (or the workers are stopped) changes nothing.
+    with stop_requests() as stop:
+        try:
+            step, interrupted = loop.run(stream, step, step if resume_from else None, stop)
+        finally:
+            stream.close()  # stops the data-loader workers whatever ended the loop
+            metrics.close()
+        if interrupted:
+            metrics.message(f"{interrupted}: saved step {step}; continue with --resume")
+            raise Interrupted(f"stopped by {interrupted} at step {step}; a checkpoint was saved, "
+                              f"continue with `bertvault pretrain --out {out} --resume`")
+
+    # 6. The final model.
+    model_dir, tf1_dir = export(settings, device, model, source.vocab_path, lowercase, step)
+    return Result(out, step, model_dir, tf1_dir)
+
+
+def saver(settings, device: devices.Device, model, vocab_path: Path, lowercase: bool, optimizer, scheduler,
+          scaler, data: pretrain_data.Stream):
+    """save(step): one checkpoint of the whole run (rank 0 writes; every rank takes part)."""
+    ckpt_root = Path(settings.out) / "checkpoints"
 
     def save(at_step: int) -> Path | None:
         rng = device.all_gather_object({k: v.cpu() for k, v in device.rng_state().items()})
@@ -340,7 +452,7 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
         if device.is_main:
             def write_model(tmp: Path) -> None:
                 checkpoint_io.save_weights(model, tmp)
-                checkpoint_io.save_vocab(tmp, source.vocab_path, lowercase, model.config.max_position_embeddings)
+                checkpoint_io.save_vocab(tmp, vocab_path, lowercase, model.config.max_position_embeddings)
                 config.save(settings, tmp / "settings.toml")
 
             torch_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -351,64 +463,22 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
         device.barrier()
         return folder
 
-    metrics = MetricsLog(out, device.is_main, resume_step=step if resume_from else None, display=display)
-    tokens_per_step = settings.batch_size * settings.grad_accum * settings.seq_len * device.world_size
-    throughput = Throughput()
-    window = torch.zeros(6, device=device.device)
-    stream = iter(data)
-    interrupted = None
-    last_saved = step if resume_from else None
-    if device.is_main:
-        log.info("pretraining %s on %s (%s, %d process(es)), steps %d..%d", source.name, device.name(),
-                 precision, device.world_size, step + 1, settings.steps)
-    if eval_batches and step == 0:
-        metrics.log({"step": 0, **evaluate(module, eval_batches, device, precision)})
+    return save
 
-    try:
-        with stop_requests() as stop, devices.out_of_memory_hint(
-                f"a micro-batch of {settings.batch_size} × {settings.seq_len} tokens"):
-            while step < settings.steps:
-                micro_batches = [next(stream) for _ in range(settings.grad_accum)]
-                lr = scheduler.get_last_lr()[0]  # the rate this step uses
-                window += train_step(wrapped, module, micro_batches, device, precision,
-                                     optimizer, scheduler, scaler, settings.clip)
-                step += 1
-                throughput.add(tokens_per_step)
-                if step % settings.log_every == 0 or step == settings.steps:
-                    metrics.log(progress(step, window, lr, throughput, device, precision, settings, model.config))
-                    window.zero_()
-                with throughput.paused():
-                    if eval_batches and (step % settings.eval_every == 0 or step == settings.steps):
-                        metrics.log({"step": step, **evaluate(module, eval_batches, device, precision)})
-                    # Ranks agree by an all-reduce, a device sync: only on logging steps (which sync anyway).
-                    stop_now = stop_agreed(stop, device) if step % settings.log_every == 0 or not \
-                        device.distributed else False
-                    if (settings.save_every and step % settings.save_every == 0) or step == settings.steps \
-                            or stop_now:
-                        save(step)
-                        last_saved = step
-                if stop_now:
-                    interrupted = stop[0] if stop else "SIGTERM"
-                    break
-    finally:
-        metrics.close()
 
-    if interrupted:
-        metrics.message(f"{interrupted}: saved step {last_saved}; continue with --resume")
-        raise Interrupted(f"stopped by {interrupted} at step {last_saved}; a checkpoint was saved, "
-                          f"continue with `bertvault pretrain --out {out} --resume`")
-
-    # 6. The final model.
+def export(settings, device: devices.Device, model, vocab_path: Path, lowercase: bool,
+           step: int) -> tuple[Path | None, Path | None]:
+    """The final model as an HF folder (and TF1 with --export tf1), each with its provenance."""
+    out = Path(settings.out)
     model_dir = tf1_dir = None
     if device.is_main:
-        model_dir = checkpoint_io.export_hf(model, source.vocab_path, lowercase, out / "model")
+        model_dir = checkpoint_io.export_hf(model, vocab_path, lowercase, out / "model")
         if "tf1" in settings.export:
-            tf1_dir = checkpoint_io.export_tf1(model, source.vocab_path, lowercase, out / "tf1")
+            tf1_dir = checkpoint_io.export_tf1(model, vocab_path, lowercase, out / "tf1")
         record = {"sources": [described(settings.from_), described(settings.data)],
                   "steps": step, "settings": dataclasses.asdict(settings)}
         for folder in (model_dir, tf1_dir):
             if folder is not None:
                 provenance.write_record(folder, "pretrain", **record)
     device.barrier()
-    return Result(out, step, model_dir, tf1_dir)
-
+    return model_dir, tf1_dir

@@ -13,9 +13,9 @@ rank takes the same number of steps per epoch), and the position saved in a chec
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from bertvault import sources
 from bertvault.errors import DataError, TrainingError
+from bertvault.train import loader as loader_module
 
 log = logging.getLogger(__name__)
 
@@ -107,29 +108,6 @@ def _dataset(source: str, vocab_path: Path, settings, seed: int, rank: int, worl
     return dataset
 
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-def _ignore_stop_signals(_worker: int) -> None:
-    """Data-loader workers leave Ctrl-C and SIGTERM to the training process, which saves a
-    checkpoint and then shuts them down (torchrun signals a worker's whole process group)."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-def _start_workers(loader: DataLoader):
-    """iter(loader), with the stop signals blocked while it forks, so that a worker cannot die of one
-    before it gets to ignore them (the training process gets a pending signal when they unblock)."""
-    if not loader.num_workers:
-        return iter(loader)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        return iter(loader)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def _own_generator(*seed: int) -> torch.Generator:
     """A DataLoader draws its workers' base seed from this, not from the global RNG: starting an
     epoch's loader must not shift the dropout stream (or a resumed run would diverge)."""
@@ -137,8 +115,9 @@ def _own_generator(*seed: int) -> torch.Generator:
 
 
 def _batches(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
-    for batch in _start_workers(loader):
-        yield {k: batch[k] for k in MODEL_KEYS}
+    with contextlib.closing(loader_module.batches(loader)) as batches:
+        for batch in batches:
+            yield {k: batch[k] for k in MODEL_KEYS}
 
 
 class Stream:
@@ -163,12 +142,12 @@ class Stream:
             if self.taken >= per_epoch:
                 self.epoch, self.taken = self.epoch + 1, 0
             self.dataset.set_epoch(self.epoch, self.taken * self.batch_size)
-            loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, drop_last=True,
-                                num_workers=self.workers, generator=_own_generator(self.dataset.seed, self.epoch),
-                                worker_init_fn=_ignore_stop_signals if self.workers else None)
-            for batch in _batches(loader):
-                self.taken += 1
-                yield batch
+            loader = loader_module.make(self.dataset, self.batch_size, self.workers,
+                                        _own_generator(self.dataset.seed, self.epoch))
+            with contextlib.closing(_batches(loader)) as stream:  # closing this generator stops the workers
+                for batch in stream:
+                    self.taken += 1
+                    yield batch
             self.epoch, self.taken = self.epoch + 1, 0
 
 
@@ -189,13 +168,13 @@ def eval_batches(settings, vocab_path: Path, lowercase: bool, out: Path, device)
                  settings.eval_batches)
     dataset = _dataset(source, vocab_path, settings, settings.seed + EVAL_SEED_OFFSET, device.rank,
                        device.world_size, shuffle=False)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, drop_last=True, num_workers=0,
-                        generator=_own_generator(settings.seed, -1))
+    loader = loader_module.make(dataset, settings.batch_size, 0, _own_generator(settings.seed, -1))
     batches = []
-    for batch in _batches(loader):
-        batches.append(batch)
-        if len(batches) == settings.eval_batches:
-            break
+    with contextlib.closing(_batches(loader)) as stream:
+        for batch in stream:
+            batches.append(batch)
+            if len(batches) == settings.eval_batches:
+                break
     if not batches:
         raise TrainingError(f"the eval data {source} gives no full batch of {settings.batch_size}")
     return batches
