@@ -270,7 +270,10 @@ def save_tokenizer(folder: Path, vocab_path: Path, lowercase: bool, max_length: 
     from transformers import BertTokenizer
 
     shutil.copyfile(vocab_path, folder / "vocab.txt")
-    tokenizer = BertTokenizer(vocab_file=str(vocab_path), do_lower_case=lowercase, model_max_length=max_length)
+    # Read back from the folder: transformers 5's BertTokenizer ignores a `vocab_file` argument (it takes
+    # `vocab`) and would save a tokenizer.json of the five special tokens; from_pretrained reads vocab.txt
+    # in transformers 4 and 5 alike.
+    tokenizer = BertTokenizer.from_pretrained(str(folder), do_lower_case=lowercase, model_max_length=max_length)
     tokenizer.save_pretrained(str(folder))
 
 
