@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bertvault.errors import ManifestError, TrainingError, raise_if
+from bertvault.train.tasks.glue import TASKS as GLUE_TASKS
 
 # google-research/bert: lr 1e-4 from scratch; "2e-5 when continuing from a checkpoint" (README).
 LR_SCRATCH = 1e-4
@@ -66,7 +67,7 @@ class PretrainSettings:
 @dataclass
 class FinetuneSettings:
     from_: str | None = None
-    task: str = "classification"  # classification | regression
+    task: str = "classification"  # classification | regression | squad | token-classification | glue/<name>
     train: str | None = None
     eval: str | None = None
     test: str | None = None
@@ -88,22 +89,35 @@ class FinetuneSettings:
     device: str = "auto"
     compile: bool = False
     seed: int = 42
+    export: list[str] = field(default_factory=list)  # "tf1": also a google-research/bert checkpoint
+    save_every: int = 0  # steps between resume checkpoints (0: at the end of each epoch only)
+    # --task squad: google-research/bert run_squad.py's settings
+    version_2_with_negative: bool = False  # SQuAD v2.0: questions may have no answer
+    max_query_len: int = 64  # question tokens kept
+    doc_stride: int = 128  # tokens between the starts of two windows over a long context
+    n_best: int = 20  # start and end candidates per window, answers kept per question
+    max_answer_len: int = 30  # tokens in an answer at most
+    null_score_diff_threshold: float | None = None  # v2.0; None: the eval set's best-F1 threshold
     nproc_per_node: int = 1
     nnodes: int = 1
     node_rank: int = 0
     rdzv_endpoint: str | None = None
 
 
+FINETUNE_TASKS = ("classification", "regression", "squad", "token-classification",
+                  *(f"glue/{name}" for name in GLUE_TASKS))
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("linear", "poly"),
     "optimizer": ("adamw", "lamb"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda", "tpu"),
-    "task": ("classification", "regression"),
-    "metric": ("accuracy", "f1", "mcc", "pearson", "spearman"),
+    "task": FINETUNE_TASKS,
+    "metric": ("accuracy", "f1", "mcc", "pearson", "spearman", "exact"),
 }
 POSITIVE = ("steps", "batch_size", "grad_accum", "seq_len", "max_predictions", "keep", "log_every",
-            "epochs", "max_seq_len", "eval_batches", "nproc_per_node", "nnodes")
+            "epochs", "max_seq_len", "eval_batches", "nproc_per_node", "nnodes", "max_query_len",
+            "doc_stride", "n_best", "max_answer_len")
 NON_NEGATIVE = ("save_every", "eval_every", "weight_decay", "clip", "workers", "node_rank")
 
 # A resumed run must see the same data in the same order: these may change on --resume, nothing else.
@@ -134,7 +148,8 @@ def read_settings_file(path: Path, section: str) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - both parsers have their own error classes
-        raise ManifestError(f"settings file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+        kind = path.suffix.lstrip(".") or "TOML"
+        raise ManifestError(f"settings file {path} is not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise ManifestError(f"settings file {path} must hold a table of settings, got {type(data).__name__}")
     if isinstance(data.get(section), dict):
@@ -187,26 +202,26 @@ def validate(settings) -> None:
     raise_if(problems_of(settings))
 
 
+# Range checks by setting: (settings, the test a value must pass, what the message says).
+RANGES = (
+    (POSITIVE, lambda v: v > 0, "must be at least 1"),
+    (NON_NEGATIVE, lambda v: v >= 0, "must not be negative"),
+    (("mask_prob", "dropout"), lambda v: 0 <= v < 1, "must be in [0, 1)"),
+)
+
+
 def problems_of(settings) -> list[str]:
     problems = []
     for name, allowed in CHOICES.items():
         value = getattr(settings, name, None)
         if value is not None and value not in allowed:
             problems.append(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {value!r}")
-    for name in POSITIVE:
-        value = getattr(settings, name, None)
-        if value is not None and value <= 0:
-            problems.append(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    for name in NON_NEGATIVE:
-        value = getattr(settings, name, None)
-        if value is not None and value < 0:
-            problems.append(f"--{name.replace('_', '-')} must not be negative, got {value}")
+    for names, ok, rule in RANGES:
+        values = {name: getattr(settings, name, None) for name in names}
+        problems += [f"--{name.replace('_', '-')} {rule}, got {value}" for name, value in values.items()
+                     if value is not None and not ok(value)]
     if getattr(settings, "lr", None) is not None and settings.lr <= 0:
         problems.append(f"--lr must be positive, got {settings.lr}")
-    for name in ("mask_prob", "dropout"):
-        value = getattr(settings, name, None)
-        if value is not None and not 0 <= value < 1:
-            problems.append(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
     for item in getattr(settings, "export", []):
         if item != "tf1":
             problems.append(f"--export must be tf1, got {item!r}")
@@ -255,7 +270,8 @@ def merge_for_resume(saved, cli_values: dict[str, Any]):
         if key in RESUMABLE:
             updates[key] = value
         elif _coerce(value, next(f for f in fields(saved) if f.name == key)) != current:
-            conflicts.append(f"--{_public(key).replace('_', '-')} {value} (the run was started with {current})")
+            option = _public(key).replace("_", "-")
+            conflicts.append(f"--{option} {value} (the run was started with {current})")
     if conflicts:
         raise TrainingError(
             "--resume continues the run with its saved settings; these differ: " + ", ".join(conflicts)

@@ -1,0 +1,6 @@
+METRICS = ("f1",)
+DEFAULTS = {}
+
+
+def prepare(settings, source, lowercase):
+    raise NotImplementedError
