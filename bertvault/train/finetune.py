@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,14 +33,22 @@ from bertvault.train.tasks import glue, heads, loop, sequence, squad, tokens
 
 log = logging.getLogger(__name__)
 
-# Each task: how it is prepared, the metrics that may pick the best epoch (the first is the
-# default), and the settings it changes from FinetuneSettings' defaults.
+
+@dataclass(frozen=True)
+class TaskEntry:
+    prepare: Callable  # (settings, source, lowercase) -> the task the loop trains
+    metrics: tuple[str, ...]  # the scores that may pick the best epoch; the first is the default
+    head: str = "sequence"  # tasks/heads.py
+    defaults: dict = field(default_factory=dict)  # settings that differ from FinetuneSettings' defaults
+    checks: Callable | None = None  # settings -> problems
+
+
 TASKS = {
-    "classification": (sequence.prepare, sequence.METRICS["classification"], {}),
-    "regression": (sequence.prepare, sequence.METRICS["regression"], {}),
-    "squad": (squad.prepare, squad.METRICS, squad.DEFAULTS),
-    "token-classification": (tokens.prepare, tokens.METRICS, tokens.DEFAULTS),
-    **{f"glue/{name}": (glue.prepare, spec.metrics, {}) for name, spec in glue.TASKS.items()},
+    "classification": TaskEntry(sequence.prepare, sequence.METRICS["classification"]),
+    "regression": TaskEntry(sequence.prepare, sequence.METRICS["regression"]),
+    "squad": TaskEntry(squad.prepare, squad.METRICS, "span", squad.DEFAULTS, squad.setting_problems),
+    "token-classification": TaskEntry(tokens.prepare, tokens.METRICS, "token", tokens.DEFAULTS),
+    **{f"glue/{name}": TaskEntry(glue.prepare, spec.metrics) for name, spec in glue.TASKS.items()},
 }
 
 
@@ -58,7 +67,7 @@ class Result:
 
 def task_defaults(file_values: dict, cli_values: dict) -> dict:
     task = cli_values.get("task") or file_values.get("task") or config.FinetuneSettings.task
-    return dict(TASKS[task][2]) if task in TASKS else {}
+    return dict(TASKS[task].defaults) if task in TASKS else {}
 
 
 def resolve_settings(file_values: dict, cli_values: dict, resume: bool = False) -> config.FinetuneSettings:
@@ -80,19 +89,17 @@ def resolve_settings(file_values: dict, cli_values: dict, resume: bool = False) 
 def problems_of(settings: config.FinetuneSettings) -> list[str]:
     problems = [f"--{name.removesuffix('_')} is required" for name in ("from_", "out")
                 if not getattr(settings, name)]
-    allowed = TASKS[settings.task][1]
+    entry = TASKS[settings.task]
+    allowed = entry.metrics
     if settings.metric and settings.metric not in allowed:
         problems.append(f"--metric {settings.metric} does not score --task {settings.task}; use "
                         f"{' or '.join(allowed)}")
     if not settings.task.startswith("glue/"):  # a GLUE task finds its registered files itself
         problems += [f"--{name} is required" for name in ("train", "eval") if not getattr(settings, name)]
-    head = TASK_HEADS.get(settings.task.split("/")[0], "sequence")
-    if "tf1" in settings.export and head not in heads.TF1_HEADS:
-        problems.append(f"--export tf1: no google-research/bert script reads a {heads.HEADS[head]} head")
-    return problems
-
-
-TASK_HEADS = {"squad": "span", "token-classification": "token"}
+    if "tf1" in settings.export and entry.head not in heads.TF1_HEADS:
+        head = heads.HEADS[entry.head]
+        problems.append(f"--export tf1: no google-research/bert script reads a {head} head")
+    return problems + (entry.checks(settings) if entry.checks else [])
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -126,7 +133,7 @@ def _run(settings: config.FinetuneSettings, resume: bool, display, device: devic
     precision = device.resolve_precision(settings.precision)
     torch.manual_seed(settings.seed)
     source, lowercase = load_source(settings)
-    task = TASKS[settings.task][0](settings, source, lowercase)
+    task = TASKS[settings.task].prepare(settings, source, lowercase)
     model = heads.build(source, task.head, settings.dropout, **task.head_fields())
     trainer = loop.Trainer(task, model, settings, device, precision, out, display)
     if resume_from is not None:
