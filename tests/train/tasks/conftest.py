@@ -55,17 +55,20 @@ def synthetic_squad(path: Path, questions: int, seed: int, words: list[str], ver
 
 
 def synthetic_conll(path: Path, sentences: int, seed: int, words: list[str], scheme: str = "IOB2") -> Path:
-    """Sentences of filler words with PER names (one or two words) after "dear" and LOC names after
-    "from", tagged in the given scheme (IOB1 marks a chunk's first word I- unless it follows the
-    same type); columns: token, a part-of-speech placeholder, the tag."""
+    """Sentences of filler words with people (a first name, often a surname) after "dear" and places
+    (one or two words) after "from", tagged PER and LOC in the given scheme (IOB1 marks a chunk's
+    first word I- unless it follows the same type); columns: token, a part-of-speech placeholder, tag."""
     rng = random.Random(seed)
-    people, places, fillers = words[0:15], words[15:30], words[30:90]
+    words = [w for w in words if w not in ("dear", "from")]
+    pools = {"PER": (words[0:10], words[10:20]), "LOC": (words[20:30], words[30:40])}
+    fillers = words[40:100]
     lines = ["-DOCSTART- -X- O", ""]
     for _ in range(sentences):
         tokens: list[tuple[str, str]] = [(w, "O") for w in rng.choices(fillers, k=rng.randint(3, 8))]
-        for trigger, pool, kind in (("dear", people, "PER"), ("from", places, "LOC")):
+        for trigger, kind in (("dear", "PER"), ("from", "LOC")):
             if rng.random() < 0.8:
-                chunk = rng.sample(pool, rng.randint(1, 2))
+                first, second = pools[kind]
+                chunk = [rng.choice(first)] + ([rng.choice(second)] if rng.random() < 0.5 else [])
                 at = rng.randint(0, len(tokens))
                 tokens[at:at] = [(trigger, "O"), *((w, kind) for w in chunk)]
         lines += [f"{w} NN {t}" for w, t in tag(tokens, scheme)] + [""]
