@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 SCHEMES = ("https", "http", "gs", "hf", "file")
 
 FORMATS = {
-    "tf1-checkpoint": "google-research/bert TF1 checkpoint (bert_model.ckpt.* + bert_config.json + vocab.txt)",
+    "tf1-checkpoint": "google-research/bert TF1 checkpoint (bert_model.ckpt.* + bert_config.json + "
+                      "vocab.txt)",
     "tf2-checkpoint": "TF2 Model Garden object-based checkpoint",
     "hf-safetensors": "Hugging Face repository with model.safetensors",
     "hf-pytorch": "Hugging Face repository with pytorch_model.bin",
@@ -26,6 +27,9 @@ FORMATS = {
     "azureml-shards": "AzureML-BERT pickled pretraining shards (.bin)",
     "tfrecord": "google-research/bert pretraining TFRecords",
     "text": "raw text, one sentence per line, blank line between documents",
+    "squad-json": "SQuAD question answering, the JSON as published (v1.1 or v2.0)",
+    "glue-tsv": "GLUE task data as published (the TSVs of glue_data/<task>, or MRPC's source files)",
+    "hf-parquet": "a Hugging Face Hub dataset repository's Parquet files",
 }
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -40,7 +44,8 @@ class _Strict(BaseModel):
 def _check_url(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
-        raise ValueError(f"URL {url!r} has unsupported scheme {scheme or '(none)'!r}; use one of {', '.join(SCHEMES)}")
+        raise ValueError(f"URL {url!r} has unsupported scheme {scheme or '(none)'!r}; use one of "
+                         f"{', '.join(SCHEMES)}")
     return url
 
 
@@ -138,7 +143,8 @@ class ShardSeries(_Strict):
 
     def expand(self) -> list[FileSpec]:
         return [
-            FileSpec(path=self.path.replace("{i}", str(i)), urls=[u.replace("{i}", str(i)) for u in self.urls])
+            FileSpec(path=self.path.replace("{i}", str(i)),
+                     urls=[u.replace("{i}", str(i)) for u in self.urls])
             for i in range(self.first, self.last + 1)
         ]
 

@@ -106,6 +106,12 @@ def _find(folder: Path, name: str, spec: GlueTask) -> Files | None:
     return None
 
 
+def _find_below(folder: Path, name: str, spec: GlueTask) -> Files | None:
+    """A zip whose top folder is not named as glue_data names it: the one subfolder holding the files."""
+    found = [f for f in (_find(sub, name, spec) for sub in sorted(folder.iterdir()) if sub.is_dir()) if f]
+    return found[0] if len(found) == 1 else None
+
+
 def split_mrpc(folder: Path, target: Path) -> Path:
     """GLUE's MRPC train.tsv and dev.tsv cut from Microsoft's training file by GLUE's dev pair ids."""
     from bertvault.train.tasks.loop import write_text
@@ -147,7 +153,7 @@ def locate(name: str, given: str | None, work: Path) -> Files:
     if not folder.is_dir():
         raise DataError(f"--train {folder}: --task glue/{name} wants a GLUE data folder or "
                         "--train/--eval files")
-    found = _find(folder, name, spec)
+    found = _find(folder, name, spec) or _find_below(folder, name, spec)
     if found is None and name == "mrpc" and all((folder / n).is_file() for n in MRPC_RAW):
         found = _find(split_mrpc(folder, work / "mrpc"), name, spec)
     if found is None:
