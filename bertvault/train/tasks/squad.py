@@ -36,11 +36,15 @@ DEFAULTS = {"max_seq_len": 384, "lr": 3e-5, "epochs": 2, "batch_size": 12}
 
 
 def setting_problems(settings) -> list[str]:
+    problems = []
     if settings.max_seq_len <= settings.max_query_len + 3:
-        return [f"--max-seq-len {settings.max_seq_len} leaves no room for the context after a "
-                f"{settings.max_query_len}-token question ([CLS] and two [SEP]); raise it above "
-                f"{settings.max_query_len + 3} or lower --max-query-len"]
-    return []
+        problems.append(f"--max-seq-len {settings.max_seq_len} leaves no room for the context after a "
+                        f"{settings.max_query_len}-token question ([CLS] and two [SEP]); raise it above "
+                        f"{settings.max_query_len + 3} or lower --max-query-len")
+    if settings.test:
+        problems.append("--test is not read by --task squad: OUT/predictions.json holds the answers to "
+                        "--eval")
+    return problems
 
 
 class SquadTask:

@@ -337,6 +337,8 @@ def test_squad_settings_are_checked_before_anything_runs(tmp_path, tiny_bert):
         finetune.resolve_settings({}, {"from_": "x", "task": "squad", "train": "t", "eval": "d", "out": "o",
                                        "metric": "accuracy"})
     given = {"from_": "x", "task": "squad", "train": "t", "eval": "d", "out": "o"}
+    with pytest.raises(TrainingError, match="--test is not read by --task squad"):
+        finetune.resolve_settings({}, {**given, "test": "t.json"})
     defaults = finetune.resolve_settings({}, given)
     assert (defaults.max_seq_len, defaults.lr, defaults.epochs, defaults.batch_size) == (384, 3e-5, 2, 12)
     assert (defaults.doc_stride, defaults.max_query_len) == (128, 64)
