@@ -470,6 +470,10 @@ _CONFIG_FILE = inspect.Parameter(
                                                         "here win).")])
 
 
+_RESUME = inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+    bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")])
+
+
 def _training_command(name: str, cls: type, doc: str, *extra: inspect.Parameter):
     """Register `fn(**options)` as the command `name`, its options those of `cls` plus `extra`."""
 
@@ -495,8 +499,7 @@ def _training_command(name: str, cls: type, doc: str, *extra: inspect.Parameter)
       bertvault pretrain --from bert-base-uncased --data 'tfr/*.tfrecord' --out runs/b --nproc-per-node 8
 
       bertvault pretrain --out runs/domain --resume
-    """, inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-    bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")]))
+    """, _RESUME)
 def pretrain(*, resume: bool = False, config_file: Path | None = None, **given: Any) -> None:
     from bertvault.train import config as settings_module
     from bertvault.train import launch
@@ -512,29 +515,76 @@ def pretrain(*, resume: bool = False, config_file: Path | None = None, **given: 
                    + (f", TF1 checkpoint in {result.tf1_dir}" if result.tf1_dir else ""))
 
 
-@_training_command("finetune", _settings("FinetuneSettings"), """Finetune a BERT checkpoint for sentence(-pair) classification or regression; keep the best epoch.
+@_training_command("finetune", _settings("FinetuneSettings"), """Finetune a BERT checkpoint: sentence(-pair) classification or regression, extractive question answering (SQuAD), token classification (NER), or a GLUE task; keep the best epoch.
 
     Examples:
 
       bertvault finetune --from bert-base-uncased --train SST-2/train.tsv --eval SST-2/dev.tsv --out runs/sst2
 
-      bertvault finetune --from runs/domain/model --train MRPC/train.tsv --eval MRPC/dev.tsv --test MRPC/test.tsv --out runs/mrpc
+      bertvault finetune --from bert-base-uncased --task glue/mrpc --out runs/mrpc
 
-      bertvault finetune --from bert-base-cased --task regression --train STS-B/train.tsv --eval STS-B/dev.tsv --out runs/stsb
-    """)
-def finetune(*, config_file: Path | None = None, **given: Any) -> None:
+      bertvault finetune --from bert-base-uncased --task squad --train train-v1.1.json --eval dev-v1.1.json --out runs/squad
+
+      bertvault finetune --from bert-base-cased --task token-classification --train eng.train --eval eng.testa --out runs/ner
+
+      bertvault finetune --out runs/squad --resume
+    """, _RESUME)
+def finetune(*, resume: bool = False, config_file: Path | None = None, **given: Any) -> None:
     from bertvault.train import config as settings_module
     from bertvault.train import finetune as finetuning
     from bertvault.train import launch
 
     file_values = settings_module.read_settings_file(config_file, "finetune") if config_file else {}
-    settings = finetuning.resolve_settings(file_values, given)
-    result = launch.dispatch(settings, finetuning.run, argv=sys.argv[1:],
+    settings = finetuning.resolve_settings(file_values, given, resume=resume)
+    result = launch.dispatch(settings, finetuning.run, resume, argv=sys.argv[1:],
                              display=lambda: _train_display(settings.epochs, label="finetune"))
     if result is not None and os.environ.get("RANK", "0") == "0":
         best = ", ".join(f"{k} {v:.4f}" for k, v in result.best_scores.items())
         typer.echo(f"done: best epoch {result.best_epoch} ({best}); model in {result.model_dir}"
+                   + (f", TF1 checkpoint in {result.tf1_dir}" if result.tf1_dir else "")
                    + (f"; predictions in {result.predictions}" if result.predictions else ""))
+
+
+evaluate_app = _app("Score a checkpoint on a standard benchmark suite.")
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.command("glue")
+def evaluate_glue(
+    from_: Annotated[str, typer.Option("--from", help="Registered checkpoint name or a checkpoint path.")],
+    out: Annotated[Path, typer.Option(help="Output folder: one finetune per task and rate, glue.json.")],
+    tasks: Annotated[list[str] | None, typer.Option(
+        "--tasks", help="GLUE tasks (repeatable) [default: all nine].")] = None,
+    lrs: Annotated[list[float] | None, typer.Option(
+        "--lrs", help="Learning rates of the sweep (repeatable) [default: 5e-5, 3e-5, 2e-5].")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="A GLUE data folder (glue_data/ or the Hub's files) [default: the pulled `glue` artifacts].")] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per device per step.")] = 32,
+    epochs: Annotated[int, typer.Option(help="Passes over each training file.")] = 3,
+    max_seq_len: Annotated[int, typer.Option(help="Tokens per example at most.")] = 128,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or tpu.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    keep: Annotated[str, typer.Option(help="Models to keep: best (per task) or all.")] = "best",
+) -> None:
+    """The GLUE suite with the recipe of BERT's paper: a learning-rate sweep per task, the best dev run
+    kept, and the table papers print (also in OUT/glue.json). A rerun skips finished runs.
+
+    Examples:
+
+      bertvault evaluate glue --from bert-base-uncased --out runs/glue
+
+      bertvault evaluate glue --from runs/domain/model --tasks mrpc --tasks rte --lrs 2e-5 --out runs/glue-small
+    """
+    from bertvault.train.tasks import glue_suite
+
+    values = {"batch_size": batch_size, "epochs": epochs, "max_seq_len": max_seq_len, "device": device,
+              "precision": precision, "seed": seed}
+    summary = glue_suite.run_suite(from_, out, tasks=tasks, lrs=tuple(lrs) if lrs else glue_suite.SWEEP,
+                                   data=str(data) if data else None, values=values, keep=keep,
+                                   display_for=lambda task, lr: None)
+    typer.echo(glue_suite.format_table(summary))
+    typer.echo(f"results in {Path(out) / 'glue.json'}")
 
 
 def _progress_reporter(mode: str, every: float):

@@ -56,7 +56,9 @@ def test_list_json_and_filters() -> None:
     rows = json.loads(invoke("list", "--json").output)
     assert len(rows) > 70 and {"name", "kind", "format", "architecture", "size", "pinned", "cached"} <= set(rows[0])
     datasets = json.loads(invoke("list", "--kind", "dataset", "--json").output)
-    assert {r["name"] for r in datasets} == {"azureml-wiki-512", "azureml-bert-data"}
+    glue = {f"glue-{t}" for t in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "ax")}
+    benchmarks = {"squad-v1.1", "squad-v2.0", "squad", "squad_v2", "glue", *glue}
+    assert {r["name"] for r in datasets} == {"azureml-wiki-512", "azureml-bert-data", *benchmarks}
     tf2 = json.loads(invoke("list", "--format", "tf2-checkpoint", "--json").output)
     assert len(tf2) == 8 and all(r["format"] == "tf2-checkpoint" for r in tf2)
 

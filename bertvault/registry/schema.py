@@ -30,6 +30,9 @@ FORMATS = {
     "azureml-shards": "AzureML-BERT pickled pretraining shards (.bin)",
     "tfrecord": "google-research/bert pretraining TFRecords",
     "text": "raw text, one sentence per line, blank line between documents",
+    "squad-json": "SQuAD question answering, the JSON as published (v1.1 or v2.0)",
+    "glue-tsv": "GLUE task data as published (the TSVs of glue_data/<task>, or MRPC's source files)",
+    "hf-parquet": "a Hugging Face Hub dataset repository's Parquet files",
 }
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

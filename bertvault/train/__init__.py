@@ -12,5 +12,6 @@
     pretrain.py       the pretraining loop
     tables.py         labelled CSV/TSV/JSONL files (GLUE as published)
     scores.py         accuracy, F1, Matthews, Pearson, Spearman
-    finetune.py       the finetuning loop
+    finetune.py       `finetune`: settings, task dispatch, the best epoch exported
+    tasks/            the finetuning tasks (sentence, GLUE, SQuAD, token classification) and their shared loop
 """

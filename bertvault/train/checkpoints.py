@@ -141,7 +141,10 @@ def save(root: Path, step: int, write_model, torch_state: dict, trainer_state: d
     return target
 
 
-def load(folder: Path) -> Saved:
+PER_RANK = ("data", "python_rng")  # pretraining's trainer state: one entry per process
+
+
+def load(folder: Path, per_rank: tuple[str, ...] = PER_RANK) -> Saved:
     """A checkpoint to resume from. training_state.pt is a pickle: one that names code is refused as
     UnsafeInput (never run); damage of any kind is one TrainingError."""
     from bertvault.formats.pt import torch_load
@@ -149,7 +152,7 @@ def load(folder: Path) -> Saved:
     try:
         trainer_state = json.loads((folder / TRAINER).read_text(encoding="utf-8"))
         torch_state = torch_load(folder / STATE)
-        problems = _shape_problems(trainer_state, torch_state)
+        problems = _shape_problems(trainer_state, torch_state, per_rank)
     except UnsafeInput:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged file shows up as many kinds of error
@@ -160,8 +163,9 @@ def load(folder: Path) -> Saved:
     return Saved(int(trainer_state["step"]), folder, torch_state, trainer_state)
 
 
-def _shape_problems(trainer_state, torch_state) -> list[str]:
-    """What `pretrain --resume` reads from the two files, checked before any of it is used."""
+def _shape_problems(trainer_state, torch_state, per_rank: tuple[str, ...]) -> list[str]:
+    """What `--resume` reads from the two files, checked before any of it is used; `per_rank`: the
+    trainer-state entries that hold one value per process."""
     if not isinstance(trainer_state, dict) or not isinstance(torch_state, dict):
         return [f"{TRAINER} and {STATE} must each hold a mapping"]
     problems = [f"{STATE} lacks {key!r}" for key in ("optimizer", "scheduler", "rng")
@@ -170,7 +174,7 @@ def _shape_problems(trainer_state, torch_state) -> list[str]:
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         problems.append(f"{TRAINER}: step {step!r} is not a count of steps")
     ranks = torch_state.get("rng")
-    for key in ("data", "python_rng"):
+    for key in per_rank:
         value = trainer_state.get(key)
         if not isinstance(value, list) or not isinstance(ranks, list) or len(value) != len(ranks):
             problems.append(f"{TRAINER}: {key!r} must be a list with one entry per process")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bertvault.errors import TrainingError, UsageError, raise_if
+from bertvault.train.tasks.glue import TASKS as GLUE_TASKS
 
 # google-research/bert: lr 1e-4 from scratch; "2e-5 when continuing from a checkpoint" (README).
 LR_SCRATCH = 1e-4
@@ -22,6 +23,9 @@ LR_CONTINUE = 2e-5
 
 
 DISTRIBUTED = "Distributed"
+SQUAD = "SQuAD (--task squad)"
+FINETUNE_TASKS = ("classification", "regression", "squad", "token-classification",
+                  *(f"glue/{name}" for name in GLUE_TASKS))
 
 
 def setting(default: Any = None, help: str = "", *, flag: str | None = None, shown: str | None = None,
@@ -96,29 +100,46 @@ class PretrainSettings:
 @dataclass
 class FinetuneSettings:
     from_: str | None = setting(None, f"{_FROM_HELP}.", flag="--from")
-    task: str = setting("classification", "What to learn.", choices=("classification", "regression"))
-    train: str | None = setting(None, "Training file: .tsv (GLUE as published), .csv or .jsonl.")
-    eval: str | None = setting(None, "Evaluation file, scored every epoch.")
+    task: str = setting("classification", "What to learn.", choices=FINETUNE_TASKS)
+    train: str | None = setting(None, "Training file: .tsv (GLUE as published), .csv, .jsonl or .parquet; SQuAD .json "
+                                      "(squad); CoNLL text or .jsonl tokens/tags (token-classification); for "
+                                      "glue/<name> a GLUE data folder, or nothing to use the pulled `glue` artifact")
+    eval: str | None = setting(None, "Evaluation file, scored every epoch (formats as --train).")
     test: str | None = setting(None, "Unlabelled file to predict (OUT/predictions.tsv).")
     out: str | None = setting(None, "Output folder: model/, metrics.jsonl, eval_results.json.")
     text_column: str | None = setting(None, "Text column name (or 0-based index).", shown="GLUE's")
     text_pair_column: str | None = setting(None, "Second text column, for sentence pairs.")
     label_column: str | None = setting(None, "Label column.", shown="label, score, Quality, ...")
     lowercase: bool | None = setting(None, "Lower-case the text.", shown="as the checkpoint was trained")
-    max_seq_len: int = setting(128, "Tokens per example at most.", check="count")
-    epochs: int = setting(3, "Passes over the training file.", check="count")
-    lr: float = setting(2e-5, "Peak learning rate.", check="positive")
-    batch_size: int = setting(32, "Examples per device per step.", check="count")
+    max_seq_len: int = setting(128, "Tokens per example at most.", check="count", shown="128; 384 for squad")
+    epochs: int = setting(3, "Passes over the training file.", check="count", shown="3; 2 for squad")
+    lr: float = setting(2e-5, "Peak learning rate.", check="positive",
+                        shown="2e-5; 3e-5 for squad; 5e-5 for token-classification")
+    batch_size: int = setting(32, "Examples per device per step.", check="count", shown="32; 12 for squad")
     warmup: float = setting(0.1, "Warmup, as a fraction of the training steps.", check="fraction", cli=False)
     weight_decay: float = setting(0.01, "Decoupled weight decay.", check="non-negative", cli=False)
     clip: float = setting(1.0, "Global gradient norm to clip to; 0 = no clipping.", check="non-negative", cli=False)
     dropout: float | None = setting(None, "Dropout.", check="fraction", shown="the checkpoint's")
-    metric: str | None = setting(None, "Score that picks the best epoch.", shown="accuracy / pearson",
-                                 choices=("accuracy", "f1", "mcc", "pearson", "spearman"))
+    metric: str | None = setting(None, "Score that picks the best epoch.", shown="the task's own",
+                                 choices=("accuracy", "f1", "mcc", "pearson", "spearman", "exact"))
     precision: str = setting("auto", "Numeric precision.", choices=_PRECISION, shown="bf16 on GPU/TPU, fp32 on CPU")
     device: str = setting("auto", "Where to train.", choices=_DEVICES)
     compile: bool = setting(False, "torch.compile the model.")
     seed: int = setting(42, "Random seed.")
+    export: list[str] = setting([], "Also export the best model as (repeatable; tf1: a google-research/bert "
+                                    "checkpoint, not for token-classification)", choices=("tf1",))
+    save_every: int = setting(0, "Resume checkpoints every N steps (0: at the end of each epoch only).",
+                              check="non-negative")
+    version_2_with_negative: bool = setting(False, "SQuAD 2.0: questions may have no answer; the threshold is "
+                                                   "chosen on --eval.", panel=SQUAD)
+    max_query_len: int = setting(64, "Question tokens kept.", check="count", panel=SQUAD)
+    doc_stride: int = setting(128, "Tokens between the starts of two windows over a long context.", check="count",
+                              panel=SQUAD)
+    n_best: int = setting(20, "Start and end candidates per window; answers kept per question.", check="count",
+                          panel=SQUAD)
+    max_answer_len: int = setting(30, "Tokens in an answer at most.", check="count", panel=SQUAD)
+    null_score_diff_threshold: float | None = setting(None, "SQuAD 2.0 no-answer threshold.", panel=SQUAD,
+                                                      shown="the eval set's best-F1 threshold")
     nproc_per_node: int = setting(1, _NPROC, check="count", panel=DISTRIBUTED)
     nnodes: int = setting(1, "Nodes in the job.", check="count", panel=DISTRIBUTED)
     node_rank: int = setting(0, "This node's rank.", check="non-negative", panel=DISTRIBUTED)
@@ -276,7 +297,8 @@ def merge_for_resume(saved, cli_values: dict[str, Any]):
         if key in RESUMABLE:
             updates[key] = value
         elif _coerce(value, next(f for f in fields(saved) if f.name == key)) != current:
-            conflicts.append(f"--{_public(key).replace('_', '-')} {value} (the run was started with {current})")
+            option = _public(key).replace("_", "-")
+            conflicts.append(f"--{option} {value} (the run was started with {current})")
     if conflicts:
         raise TrainingError(
             "--resume continues the run with its saved settings; these differ: " + ", ".join(conflicts)

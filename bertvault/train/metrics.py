@@ -136,8 +136,9 @@ class Throughput:
 # --- displays (chosen by the CLI) ---------------------------------------------------------------------
 
 FIELDS = (("loss", "{:.4f}"), ("mlm_accuracy", "{:.3f}"), ("lr", "{:.2e}"), ("tokens_per_s", "{:,.0f}"),
-          ("mfu", "{:.1%}"), ("eval_loss", "{:.4f}"), ("eval_mlm_accuracy", "{:.3f}"), ("train_loss", "{:.4f}"),
-          ("eval_accuracy", "{:.4f}"), ("eval_f1", "{:.4f}"), ("eval_mcc", "{:.4f}"), ("eval_pearson", "{:.4f}"),
+          ("mfu", "{:.1%}"), ("eval_loss", "{:.4f}"), ("eval_mlm_accuracy", "{:.3f}"),
+          ("train_loss", "{:.4f}"), ("eval_accuracy", "{:.4f}"), ("eval_accuracy_mm", "{:.4f}"),
+          ("eval_exact", "{:.2f}"), ("eval_f1", "{:.4f}"), ("eval_mcc", "{:.4f}"), ("eval_pearson", "{:.4f}"),
           ("eval_spearman", "{:.4f}"))
 
 

@@ -1,4 +1,4 @@
-"""Labelled text files for finetuning: TSV (GLUE as published), CSV and JSON Lines.
+"""Labelled text files for finetuning: TSV (GLUE as published), CSV, JSON Lines and Parquet (the Hub's).
 
 GLUE's TSV files are read as they are: no quote handling (their sentences hold bare quotes),
 a header row naming the columns (CoLA's train/dev files have none). Columns are found by name:
@@ -9,7 +9,8 @@ a header row naming the columns (CoLA's train/dev files have none). Columns are 
     CoLA (no header) column 3 / column 1
 
 `--text-column`, `--text-pair-column` and `--label-column` take a name, or a 0-based index for
-files without a header.
+files without a header. Parquet files (the Hub's `datasets/` repositories ship them) are read with
+pyarrow; every cell becomes text as in the other formats (nested values as JSON).
 """
 
 from __future__ import annotations
@@ -88,14 +89,40 @@ def _jsonl(path: Path) -> Table:
     return Table(path, list(columns), records, True)
 
 
-READERS = {".tsv": _tsv, ".txt": _tsv, ".csv": _csv, ".jsonl": _jsonl, ".json": _jsonl, ".ndjson": _jsonl}
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _parquet(path: Path) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        data = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read {path}: not a readable Parquet file ({first_line})") from None
+    columns = data.column_names
+    values = [[_cell(v) for v in data.column(name).to_pylist()] for name in columns]
+    records = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+    return Table(path, columns, records, True)
+
+
+READERS = {".tsv": _tsv, ".txt": _tsv, ".csv": _csv, ".jsonl": _jsonl, ".json": _jsonl, ".ndjson": _jsonl,
+           ".parquet": _parquet}
 
 
 def read_table(path: str | Path) -> Table:
     path = Path(path).expanduser()
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}; use .tsv, .csv or .jsonl")
+        raise DataError(f"{path}: unknown file type {path.suffix!r}; use .tsv, .csv, .jsonl or .parquet")
     try:
         table = reader(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
