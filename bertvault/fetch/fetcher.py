@@ -39,7 +39,7 @@ class FileResult:
     fetched: int = 0             # bytes received by this run
     resumed: int = 0             # bytes found from an earlier, interrupted run
     seconds: float = 0.0
-    trust: str = ""              # pinned | recorded | server | first-use
+    trust: str = ""              # pinned | recorded | server | first-use; archives: published (members) too
     error: str | None = None
     mismatch: bool = False
     checked: list[str] = field(default_factory=list)
@@ -51,7 +51,8 @@ def claims_for(spec: FileSpec, record: dict | None) -> list[Claim]:
     if spec.size is not None:
         claims.append(Claim("size", str(spec.size), "manifest"))
     if record and record.get("sha256") and not spec.sha256:
-        claims.append(Claim("sha256", record["sha256"], f"recorded at first use, {record.get('fetched', '?')}"))
+        when = record.get("fetched", "?")
+        claims.append(Claim("sha256", record["sha256"], f"recorded at first use, {when}"))
     return claims
 
 
@@ -82,7 +83,8 @@ def quarantine(data: os.PathLike, artifact: str, spec: FileSpec, url: str, probl
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{os.path.basename(spec.path)}.{time.strftime('%Y%m%dT%H%M%S')}.{new_tag()}"
     os.replace(data, target)
-    target.with_name(target.name + ".why").write_text(f"{url}\n" + "\n".join(problems) + "\n", encoding="utf-8")
+    why = f"{url}\n" + "\n".join(problems) + "\n"
+    target.with_name(target.name + ".why").write_text(why, encoding="utf-8")
     return str(target)
 
 
@@ -164,7 +166,8 @@ class FileFetcher:
             part.give_back()
             raise
 
-    def _install(self, spec: FileSpec, part: Partial, fetched: Fetched, claims: list[Claim], task: Task) -> FileResult:
+    def _install(self, spec: FileSpec, part: Partial, fetched: Fetched, claims: list[Claim],
+                 task: Task) -> FileResult:
         task.state = "installing"
         trust = trust_of(claims)
         store.install(part.data, fetched.hashes["sha256"], fsync=False)  # the transfer synced it
