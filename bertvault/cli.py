@@ -195,9 +195,15 @@ def list_(
         return
     _print_table(f"{len(rows)} artifacts", ["name", "kind", "format", "architecture", "size", "pinned", "cached"], [
         [row["name"] + (" (user)" if row["user_override"] or not row["builtin"] else ""), row["kind"], row["format"],
-         row["architecture"] or "", format_size(row["size"]), row["pinned"], "yes" if row["cached"] else ""]
+         row["architecture"] or "", _shown_size(row["size"], row["size_is_exact"]), row["pinned"],
+         "yes" if row["cached"] else ""]
         for row in rows
     ])
+
+
+def _shown_size(size: int | None, exact: bool) -> str:
+    """'1.3 GB' when exact, '~1.3 GB' when approximate, '?' when unknown."""
+    return format_size(size) if exact or size is None else f"~{format_size(size)}"
 
 
 @app.command()
@@ -233,19 +239,24 @@ def info(
         "license": data["license"],
         "vocab from": data["vocab_from"],
         "same weights as": ", ".join(data["same_weights_as"]),
-        "size": format_size(data["size"]),
+        "size": _shown_size(data["size"], data["size_is_exact"]),
         "pinned": data["pinned"],
         "cached": "yes" if data["cached"] else "no",
         "cache folder": data["cache_dir"],
         "manifest": data["manifest"] + (" (user override)" if data["user_override"] else ""),
+        "pinned by": ", ".join(data["pins"]),
     }
     for key, value in facts.items():
         if value:
             console.print(f"  {key:16} {escape(str(value))}")
     rows = []
     for f in data["files"]:
-        path = f["path"] + (" (optional)" if f.get("optional") else "") + (f" [{f['archive']}]" if f.get("archive") else "")
-        rows.append([path, format_size(f.get("size")), f.get("sha256", "not pinned"), "\n".join(f["urls"])])
+        members = f", {f['member_hashes']} member hashes" if f["member_hashes"] else ""
+        archive = f" [{f['archive']}{members}]" if f.get("archive") else ""
+        path = f["path"] + (" (optional)" if f.get("optional") else "") + archive
+        unpinned = "members pinned" if members else "not pinned"
+        rows.append([path, _shown_size(f["shown_size"], f["size_is_exact"]), f.get("sha256", unpinned),
+                     "\n".join(f["urls"])])
     _print_table("files", ["path", "size", "sha256", "mirrors"], rows)
 
 
@@ -666,6 +677,7 @@ def pull(
     if as_json:
         typer.echo(json.dumps({"artifact": report.artifact, "view": str(report.view), "complete": report.complete,
                                "materialized": str(report.materialized) if report.materialized else None,
+                               "plan": asdict(report.plan) if report.plan else None,
                                "files": [asdict(r) for r in report.results]}, indent=2))
     else:
         _print_pull(report)
@@ -715,19 +727,29 @@ def pin(
     name: Annotated[str, typer.Argument(help="A pulled artifact.")],
     write: Annotated[
         Path | None,
-        typer.Option("--write", help="Manifest to write (default: the user manifest that overrides the artifact)."),
+        typer.Option("--write", help="Manifest to write (default: the user manifest; for your own artifact, "
+                                     "its manifest)."),
     ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Move the artifact's hf:// files to the Hub's current commit "
+                                             "and show what changed."),
+    ] = False,
 ) -> None:
     """Write the sha256 and size observed at pull time into a manifest (trust on first use, made explicit).
+    A built-in artifact gets a [[pin]] table laid over it, never a copy of its entry.
 
-    Examples: `bertvault pin bert-large-original`, `bertvault pin bert-large-original --write pinned.toml`
+    Examples: `bertvault pin bert-large-original`, `bertvault pin bert-large-original --write pinned.toml`,
+    `bertvault pin bert-base-uncased --refresh`
     """
-    from bertvault.fetch.pin import pin as run_pin
+    if refresh:
+        from bertvault.fetch.hubpin import refresh as run_refresh
 
-    target, pinned, unpinned = run_pin(name, write)
-    typer.echo(f"pinned {len(pinned)} files of {name} in {target}")
-    if unpinned:
-        typer.echo(f"not pulled, so not pinned: {', '.join(unpinned)}")
+        report = run_refresh(name, write)
+    else:
+        from bertvault.fetch.pin import pin as run_pin
+
+        report = run_pin(name, write)
+    typer.echo("\n".join(report.lines()))
 
 
 cache_app = _app("Inspect and clean the download cache.")

@@ -476,31 +476,72 @@ class FaultServer(http.server.ThreadingHTTPServer):
 class MockHub(FaultServer):
     """Answers HEAD/GET on /{org}/{repo}/resolve/{rev}/{file} like the Hub: LFS files get X-Linked-Etag
     (sha256), X-Linked-Size, X-Repo-Commit and a redirect to the CDN (another port); small files are
-    served directly."""
+    served directly. `rev` is `main` or a commit; `new_commit` moves main on, and earlier commits keep
+    their files. GET /api/models/{org}/{repo}[/revision/{rev}] lists a commit's files as the Hub's API
+    does with blobs=True (size, git blob id, LFS sha256)."""
 
     COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
     def __init__(self, cdn: FaultServer) -> None:
         super().__init__()
         self.cdn = cdn
+        self.head = self.COMMIT
         self.repo_files: dict[str, tuple[bytes, bool]] = {}
 
-    def add_repo_file(self, repo: str, name: str, data: bytes, lfs: bool = True,
-                      cdn_data: bytes | None = None) -> str:
-        self.repo_files[f"/{repo}/resolve/main/{name}"] = (data, lfs)
+    def add_repo_file(self, repo: str, name: str, data: bytes, lfs: bool = True, cdn_data: bytes | None = None) -> str:
+        """Add (or change) a file on main, that is in the head commit."""
+        for rev in ("main", self.head):
+            self._place(f"/{repo}/resolve/{rev}/{name}", data, lfs)
         if lfs:
-            self.cdn.add(f"lfs/{hashlib.sha256(data).hexdigest()}", data if cdn_data is None else cdn_data)
-        else:
-            self.add(f"{repo}/resolve/main/{name}", data)
+            self.cdn.add(f"lfs/{hashlib.sha256(data).hexdigest()}", cdn_data if cdn_data is not None else data)
         return f"hf://{repo}/{name}"
+
+    def _place(self, path: str, data: bytes, lfs: bool) -> None:
+        self.repo_files[path] = (data, lfs)
+        if not lfs:
+            self.add(path.lstrip("/"), data)
+
+    def new_commit(self, commit: str) -> None:
+        """Move main to `commit`, holding main's files; add_repo_file then changes main and `commit`."""
+        for path, (data, lfs) in list(self.repo_files.items()):
+            repo, _, rest = path.partition("/resolve/")
+            if rest.startswith("main/"):
+                self._place(f"{repo}/resolve/{commit}/{rest[5:]}", data, lfs)
+        self.head = commit
+
+    def _listing(self, h: _Handler, path: str) -> None:
+        repo, _, revision = path.removeprefix("/api/models").partition("/revision/")
+        revision = revision or "main"
+        commit = self.head if revision == "main" else revision
+        prefix = f"{repo}/resolve/{revision}/"
+        siblings = []
+        for key, (data, lfs) in sorted(self.repo_files.items()):
+            if key.startswith(prefix):
+                sibling = {"rfilename": key[len(prefix):], "size": len(data),
+                           "blobId": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
+                if lfs:
+                    sibling["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+                siblings.append(sibling)
+        if not siblings:
+            return self.status(h, 404, {"X-Error-Code": "RevisionNotFound"})
+        body = json.dumps({"id": repo.strip("/"), "sha": commit, "siblings": siblings}).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
 
     def route(self, h: _Handler, seen: Seen, head: bool) -> None:
         path = h.path.split("?")[0]
+        if path.startswith("/api/models/"):
+            return self._listing(h, path)
         if path not in self.repo_files:
             return self.status(h, 404, {"X-Error-Code": "EntryNotFound"})
         data, lfs = self.repo_files[path]
         sha = hashlib.sha256(data).hexdigest()
-        common = {"X-Repo-Commit": self.COMMIT, "ETag": f'"{hashlib.sha1(data).hexdigest()}"'}
+        revision = path.split("/resolve/")[1].split("/")[0]
+        common = {"X-Repo-Commit": self.head if revision == "main" else revision,
+                  "ETag": f'"{hashlib.sha1(data).hexdigest()}"'}
         if not lfs:
             self.files[path].headers = common
             return super().route(h, seen, head)

@@ -54,13 +54,27 @@ def test_version() -> None:
 
 def test_list_json_and_filters() -> None:
     rows = json.loads(invoke("list", "--json").output)
-    assert len(rows) > 70 and {"name", "kind", "format", "architecture", "size", "pinned", "cached"} <= set(rows[0])
+    assert len(rows) > 70 and {"name", "kind", "format", "architecture", "size", "size_is_exact", "pinned",
+                               "cached"} <= set(rows[0])
+    by_name = {r["name"]: r for r in rows}
+    assert (by_name["multi_cased_L-12_H-768_A-12"]["size"], by_name["multi_cased_L-12_H-768_A-12"]["size_is_exact"]) \
+        == (662903077, True)
+    assert by_name["bert-large-original"]["size_is_exact"] is False and by_name["bert-large-original"]["size"] > 0
     datasets = json.loads(invoke("list", "--kind", "dataset", "--json").output)
     glue = {f"glue-{t}" for t in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "ax")}
     benchmarks = {"squad-v1.1", "squad-v2.0", "squad", "squad_v2", "glue", *glue}
     assert {r["name"] for r in datasets} == {"azureml-wiki-512", "azureml-bert-data", *benchmarks}
     tf2 = json.loads(invoke("list", "--format", "tf2-checkpoint", "--json").output)
-    assert len(tf2) == 8 and all(r["format"] == "tf2-checkpoint" for r in tf2)
+    assert len(tf2) == 12 and all(r["format"] == "tf2-checkpoint" for r in tf2)
+
+
+def test_list_shows_a_size_for_every_builtin_marking_approximate_ones() -> None:
+    lines = invoke("list").output.splitlines()[2:]
+    size_at = invoke("list").output.splitlines()[1].index("size")
+    sizes = {line.split()[0]: line[size_at:].split()[0] + " " + line[size_at:].split()[1] for line in lines}
+    assert not [name for name, size in sizes.items() if size.startswith("?")]
+    assert sizes["bert-base-uncased"] == "441.1 MB"   # every default file's size is published
+    assert sizes["bert-large-original"] == "~670.0 MB"  # an estimate, marked as one
 
 
 def test_list_table_marks_user_entries(tmp_path, monkeypatch) -> None:
@@ -88,15 +102,21 @@ def test_info_json() -> None:
     assert data["vocab_from"] == "bert-large-uncased"
     assert data["architecture"]["layers"] == 24
     assert data["files"][0]["pinned"] is False and data["pinned"] == "none"
+    assert data["files"][0]["size_is_exact"] is False and data["files"][0]["shown_size"] == data["size"]
     pinned = json.loads(invoke("info", "bert-base-uncased", "--json").output)
-    assert pinned["pinned"] == "some"
-    assert {f["path"] for f in pinned["files"] if f["pinned"]} == {"model.safetensors", "pytorch_model.bin", "tf_model.h5"}
+    assert pinned["pinned"] == "all" and pinned["size_is_exact"] is True
+    assert all(f["pinned"] and f["size"] == f["shown_size"] for f in pinned["files"])
+    assert all("@86b5e0934494bd15c9632b12f734a8a67f723594/" in f["urls"][0] for f in pinned["files"])
+    members = json.loads(invoke("info", "multi_cased", "--json").output)["files"][0]
+    assert members["member_hashes"] == 5 and members["members"]["vocab.txt"]["sha256"].startswith("fe0fda7c")
 
 
 def test_info_table_shows_mirrors_and_links() -> None:
     result = invoke("info", "multi_cased")
     assert result.exit_code == 0
-    assert "bert-base-multilingual-cased" in result.output and "not pinned" in result.output
+    assert "bert-base-multilingual-cased" in result.output and "members pinned" in result.output
+    assert "[zip, 5 member hashes]" in result.output and "662.9 MB" in result.output
+    assert "not pinned" in invoke("info", "wwm_cased_L-24_H-1024_A-16").output
 
 
 def test_unknown_name_suggests() -> None:

@@ -97,13 +97,13 @@ def test_case_from_the_vocab_content_uses_a_share_not_a_single_token(tmp_path):
 
 def test_each_manifest_is_parsed_once_per_process(registered, monkeypatch):
     parsed: list[Path] = []
-    original = registry_module.read_manifest
+    original = registry_module.read_manifest_file
 
     def counting(path, *, builtin=False):
         parsed.append(path)
         return original(path, builtin=builtin)
 
-    monkeypatch.setattr(registry_module, "read_manifest", counting)
+    monkeypatch.setattr(registry_module, "read_manifest_file", counting)
     registry_module._parsed.cache_clear()
     registry_module._registry.cache_clear()
     for _ in range(3):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from bertvault.cache.layout import artifact_dir, is_cached
 from bertvault.registry.registry import Registry
-from bertvault.registry.schema import Artifact
+from bertvault.registry.schema import Artifact, FileSpec
 
 
 def summary(registry: Registry, artifact: Artifact) -> dict:
+    """One row of `list`: `size` is what a plain pull fetches, exact when `size_is_exact`, else about
+    (None when some file's size is published nowhere)."""
+    size, exact = artifact.shown_size
     return {
         "name": artifact.name,
         "aliases": artifact.aliases,
@@ -16,11 +19,24 @@ def summary(registry: Registry, artifact: Artifact) -> dict:
         "format": artifact.format,
         "architecture": artifact.architecture.short() if artifact.architecture else None,
         "files": len(artifact.files),
-        "size": artifact.known_size,
+        "size": size,
+        "size_is_exact": exact,
         "pinned": artifact.pinned,
         "cached": is_cached(artifact.name),
         "user_override": artifact.name in registry.overridden,
         "builtin": registry.entry(artifact.name).builtin,
+    }
+
+
+def _file_row(f: FileSpec) -> dict:
+    size, exact = f.shown_size
+    return {
+        **f.model_dump(exclude_none=True, exclude={"members"}),
+        "pinned": f.pinned,
+        "shown_size": size,
+        "size_is_exact": exact,
+        "members": {path: m.model_dump(exclude_none=True) for path, m in f.members.items()},
+        "member_hashes": len(f.members),
     }
 
 
@@ -34,10 +50,8 @@ def details(registry: Registry, name: str) -> dict:
         "same_weights_as": registry.same_weights(artifact.name),
         "manifest": str(entry.origin),
         "cache_dir": str(artifact_dir(artifact.name)),
-        "files": [
-            {**f.model_dump(exclude_none=True), "pinned": f.pinned}
-            for f in artifact.files
-        ],
+        "pins": [str(p) for p in registry.pinned_by.get(artifact.name, [])],
+        "files": [_file_row(f) for f in artifact.files],
     }
 
 

@@ -2,8 +2,10 @@
 
     {"name": ..., "complete": bool, "updated": ISO time,
      "files": {<path>: {"sha256", "size", "url", "etag", "last_modified", "version", "hashes": {algo: hex},
-                        "server_digests": {algo: hex}, "trust": "pinned" | "server" | "first-use",
-                        "fetched": ISO time, "archive": {"type", "root", "members": {path: {size, sha256}}}}}}
+                        "server_digests": {algo: hex}, "trust": "pinned" | "recorded" | "server" | "first-use"
+                        | "published (members)" | "partly published (members)", "fetched": ISO time,
+                        "archive": {"type", "root", "members": {path: {size, sha256}},
+                                    "verified", "unlisted"}}}}
 
 `complete` (read by `layout.is_cached`) is true once every non-optional file is in the view.
 The per-file sha256 is also the trust-on-first-use record: later pulls and `verify` hold the file to it.

@@ -1,6 +1,7 @@
 """Building an artifact's view from its blobs: hardlinks for plain files, safe extraction for
 archives (reusing what the current view already extracted from the same blob), staged beside the
-view and swapped in at once."""
+view and swapped in at once. What an archive extracts is held to its published member hashes
+before anything is swapped in."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bertvault import relpath
 from bertvault.cache import layout, store, view
 from bertvault.errors import DownloadError, UnsafeInput
 from bertvault.fetch import archives
+from bertvault.fetch import members as published
 from bertvault.registry.schema import Artifact, FileSpec
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,12 @@ def _unpack(name: str, spec: FileSpec, record: dict, current: Path, stage: Path,
         cap = int(max(blob.stat().st_size, 1 << 20) * ratio)
         members = archives.extract(blob, spec.archive, stage, spec.archive_root, cap,  # type: ignore[arg-type]
                                    label=f"{name}/{spec.path}")
-    return {"type": spec.archive, "root": spec.archive_root, "sha256": record["sha256"], "members": members}
+    unpacked = {"type": spec.archive, "root": spec.archive_root, "sha256": record["sha256"],
+                "members": members}
+    verdict = published.check(name, spec, members)
+    if verdict is not None:
+        unpacked.update(verified=verdict.trust, unlisted=verdict.unlisted)
+    return unpacked
 
 
 def _place(name: str, path: str, sha256: str, stage: Path) -> None:

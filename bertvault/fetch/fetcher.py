@@ -42,7 +42,7 @@ class FileResult:
     fetched: int = 0             # bytes received by this run
     resumed: int = 0             # bytes found from an earlier, interrupted run
     seconds: float = 0.0
-    trust: str = ""              # pinned | recorded | server | first-use
+    trust: str = ""              # pinned | recorded | server | first-use; archives: published (members) too
     error: str | None = None
     mismatch: bool = False
     checked: list[str] = field(default_factory=list)
@@ -86,8 +86,8 @@ def quarantine(data: os.PathLike, artifact: str, spec: FileSpec, url: str, probl
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{os.path.basename(spec.path)}.{time.strftime('%Y%m%dT%H%M%S')}.{new_tag()}"
     os.replace(data, target)
-    why = target.with_name(target.name + ".why")
-    why.write_text(f"{url}\n" + "\n".join(problems) + "\n", encoding="utf-8")
+    why = f"{url}\n" + "\n".join(problems) + "\n"
+    target.with_name(target.name + ".why").write_text(why, encoding="utf-8")
     return str(target)
 
 

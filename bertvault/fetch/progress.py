@@ -19,7 +19,11 @@ FINAL = ("done", "cached", "failed")
 class Reporter(Protocol):
     def start(self, title: str, tasks: list[Task]) -> None: ...
 
-    def event(self, message: str) -> None: ...
+    def event(self, message: str) -> None:
+        """Something the user must hear even when progress is off: a retry, a wait, a mismatch."""
+
+    def note(self, message: str) -> None:
+        """Something said along with the progress (the total to fetch), not when it is off."""
 
     def stop(self) -> None: ...
 
@@ -32,6 +36,9 @@ class NullReporter:
         pass
 
     def event(self, message: str) -> None:
+        self.events.append(message)
+
+    def note(self, message: str) -> None:
         self.events.append(message)
 
     def stop(self) -> None:
@@ -90,6 +97,10 @@ class LogReporter(_Ticker):
     def event(self, message: str) -> None:
         self._write(f"bertvault: {message}")
 
+    def note(self, message: str) -> None:
+        if self._every > 0:
+            self._write(f"bertvault: {message}")
+
     def tick(self) -> None:
         line = self.status()
         if line != self._last:
@@ -133,7 +144,8 @@ class RichReporter(_Ticker):
         )
 
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=False)
+                                  TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                                  transient=False)
         self._tasks: list[Task] = []
         self._ids: dict[int, int] = {}
         self._overall = None
@@ -141,12 +153,16 @@ class RichReporter(_Ticker):
     def start(self, title: str, tasks: list[Task]) -> None:
         self._tasks = tasks
         totals = [t.total for t in tasks]
-        self._overall = self._progress.add_task(f"[bold]{title}", total=sum(totals) if None not in totals else None)
+        total = sum(totals) if None not in totals else None  # type: ignore[arg-type]
+        self._overall = self._progress.add_task(f"[bold]{title}", total=total)
         self._progress.start()
         self.begin()
 
     def event(self, message: str) -> None:
         self._progress.console.print(message, markup=False, highlight=False)
+
+    def note(self, message: str) -> None:
+        self.event(message)
 
     def tick(self) -> None:
         for task in self._tasks:
@@ -156,7 +172,8 @@ class RichReporter(_Ticker):
             if key not in self._ids:
                 self._ids[key] = self._progress.add_task(f"  {task.label}", total=task.total)
             description = f"  {task.label}" + ("" if task.state == "downloading" else f" ({task.state})")
-            self._progress.update(self._ids[key], completed=task.done, total=task.total, description=description)
+            self._progress.update(self._ids[key], completed=task.done, total=task.total,
+                                  description=description)
         totals = [t.total for t in self._tasks]
         self._progress.update(self._overall, completed=sum(t.done for t in self._tasks),
                               total=sum(totals) if None not in totals else None)

@@ -1,6 +1,7 @@
-"""`bertvault pull`: choose an artifact's files, fetch the missing ones (several at once), build the
-view, record what was pulled, and optionally copy the view elsewhere (`--to`: a copy of the user's
-own, never sharing bytes with the cache, in a folder checked before anything is fetched)."""
+"""`bertvault pull`: choose an artifact's files, say how much is to fetch, fetch the missing ones
+(several at once), build the view (holding archives to their published member hashes), record what
+was pulled, and optionally copy the view elsewhere (`--to`: a copy of the user's own, never sharing
+bytes with the cache, in a folder checked before anything is fetched)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from bertvault.errors import (
     raise_if,
 )
 from bertvault.fetch import assemble
-from bertvault.fetch.fetcher import FileFetcher, FileResult, cached
+from bertvault.fetch.fetcher import FileFetcher, FileResult, cached, quarantine
+from bertvault.fetch.members import PARTLY, MemberMismatch
 from bertvault.fetch.options import PullOptions
 from bertvault.fetch.progress import NullReporter, Reporter
 from bertvault.fetch.remote import DiskFull, disk_full_is_an_error
@@ -32,9 +34,28 @@ from bertvault.fetch.retry import Stop
 from bertvault.fetch.task import Task
 from bertvault.fetch.transports import is_network
 from bertvault.io.space import DISK_FULL
-from bertvault.registry.schema import Artifact, FileSpec
+from bertvault.registry.schema import Artifact, FileSpec, total_size
+from bertvault.sizes import format_size
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a pull is about to fetch, said before it starts."""
+
+    artifact: str
+    files: int              # chosen for this pull
+    to_fetch: int           # of those, not in the cache yet
+    size: int | None        # bytes to fetch: exact, or about; None when a size is published nowhere
+    exact: bool
+
+    def describe(self) -> str:
+        if not self.to_fetch:
+            return f"{self.artifact}: all {self.files} files are in the cache"
+        amount = ("size not published" if self.size is None
+                  else format_size(self.size) if self.exact else f"~{format_size(self.size)} (approximate)")
+        return f"{self.artifact}: {self.to_fetch} of {self.files} files to fetch, {amount}"
 
 
 @dataclass
@@ -45,6 +66,7 @@ class PullReport:
     complete: bool
     materialized: Path | None = None
     events: list[str] = field(default_factory=list)
+    plan: Plan | None = None
 
     @property
     def failed(self) -> list[FileResult]:
@@ -52,7 +74,9 @@ class PullReport:
 
     @property
     def first_use(self) -> list[FileResult]:
-        return [r for r in self.results if r.status == "downloaded" and r.trust in ("first-use", "server")]
+        """Downloaded files that no published hash vouches for (their hash is now recorded)."""
+        unvouched = ("first-use", "server", PARTLY)
+        return [r for r in self.results if r.status == "downloaded" and r.trust in unvouched]
 
     def error(self) -> BertvaultError | None:
         if not self.failed:
@@ -94,6 +118,12 @@ def _check_space(artifact: Artifact, files: list[FileSpec], records: dict) -> No
     if need > free:
         raise DownloadError(f"not enough free space for {artifact.name}: {need} bytes needed, {free} free in "
                             f"{root}; free some space or set BERTVAULT_HOME to a larger disk")
+
+
+def plan(artifact: Artifact, files: list[FileSpec], records: dict) -> Plan:
+    todo = [f for f in files if not cached(f, records.get(f.path))]
+    size, exact = total_size(todo) if todo else (0, True)
+    return Plan(artifact.name, len(files), len(todo), size, exact)
 
 
 def _fetch_all(fetcher: FileFetcher, files: list[FileSpec], tasks: dict[str, Task], jobs: int,
@@ -171,20 +201,59 @@ def _rebuild_view(artifact: Artifact, present: dict[str, dict], results: list[Fi
         return {}
     if reasons and layout.artifact_dir(artifact.name).is_dir():
         reporter.event(f"{artifact.name}: rebuilding the view: {'; '.join(reasons)}")
-    return assemble.build(artifact, present, ratio)
+    return _build_view(artifact, present, ratio, reporter)
 
 
-def _finish_meta(artifact: Artifact, unpacked: dict[str, dict], in_view: set[str]) -> bool:
+def _finish_meta(artifact: Artifact, unpacked: dict[str, dict],
+                 in_view: set[str]) -> tuple[bool, dict[str, str]]:
+    """Record the view; return whether it is complete and the trust each archive earned from its
+    members (kept as "pinned" when the manifest pins the archive itself)."""
     required = {f.path for f in artifact.files if not f.optional}
     complete = required <= in_view
+    earned: dict[str, str] = {}
 
     def change(meta: dict) -> None:
         for path, archive in unpacked.items():
-            meta["files"][path]["archive"] = archive
+            record = meta["files"][path]
+            record["archive"] = archive
+            if archive.get("verified") and record.get("trust") != "pinned":
+                record["trust"] = earned[path] = archive["verified"]
         meta.update(kind=artifact.kind, format=artifact.format, complete=complete, view=sorted(in_view))
 
     metadata.update(artifact.name, change)
-    return complete
+    return complete, earned
+
+
+def _reject_archive(artifact: Artifact, path: str, records: dict[str, dict], problems: list[str]) -> None:
+    """An archive whose members contradict their published hashes is not the published archive: it
+    goes to quarantine, and its record is forgotten so that the next pull fetches it afresh instead
+    of holding the download to the hash of these bytes."""
+    record = records.get(path) or {}
+    sha = record.get("sha256")
+    spec = next(f for f in artifact.files if f.path == path)
+    if sha and store.has(sha):
+        quarantine(layout.blob_path(sha), artifact.name, spec, record.get("url") or "", problems)
+
+    def change(meta: dict) -> None:
+        meta["files"].pop(path, None)
+        meta["complete"] = False
+
+    metadata.update(artifact.name, change)
+
+
+def _build_view(artifact: Artifact, records: dict[str, dict], ratio: float,
+                reporter: Reporter) -> dict[str, dict]:
+    try:
+        unpacked = assemble.build(artifact, records, ratio)
+    except MemberMismatch as exc:
+        _reject_archive(artifact, exc.path, records, exc.problems)
+        raise
+    for path, archive in unpacked.items():
+        if archive.get("unlisted"):
+            unlisted = archive["unlisted"]
+            reporter.event(f"{artifact.name}/{path}: {len(unlisted)} extracted files have no published hash: "
+                           f"{', '.join(unlisted[:5])}")
+    return unpacked
 
 
 def pull(name: str | Artifact, options: PullOptions, reporter: Reporter | None = None) -> PullReport:
@@ -206,6 +275,9 @@ def pull(name: str | Artifact, options: PullOptions, reporter: Reporter | None =
     if options.offline:
         _check_offline(artifact, files, records)
     _check_space(artifact, files, records)
+    ahead = plan(artifact, files, records)
+    log.info("%s", ahead.describe())
+    reporter.note(ahead.describe())
 
     tasks = {f.path: Task(f.path, f.size) for f in files}
     stop = Stop()
@@ -226,8 +298,10 @@ def pull(name: str | Artifact, options: PullOptions, reporter: Reporter | None =
             view.remove(artifact.name)
         else:
             unpacked = _rebuild_view(artifact, present, results, reporter, options.max_extract_ratio)
-        complete = _finish_meta(artifact, unpacked, set(present))
-    report = PullReport(artifact.name, layout.artifact_dir(artifact.name), results, complete)
+        complete, earned = _finish_meta(artifact, unpacked, set(present))
+    for result in results:
+        result.trust = earned.get(result.path, result.trust)
+    report = PullReport(artifact.name, layout.artifact_dir(artifact.name), results, complete, plan=ahead)
     if options.to is not None and not report.failed:
         copy_to(report, options.to)
     return report

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bertvault.errors import ManifestError
-from bertvault.registry.schema import Artifact
+from bertvault.registry.schema import Artifact, Pin
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,20 @@ class Entry:
     artifact: Artifact
     origin: Path
     builtin: bool
+
+
+@dataclass(frozen=True)
+class PinEntry:
+    """A `[[pin]]` table and the manifest file that holds it."""
+
+    pin: Pin
+    origin: Path
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    entries: list[Entry]
+    pins: list[PinEntry]
 
 
 def manifest_files(sources: list[Path]) -> list[Path]:
@@ -65,7 +79,32 @@ def _resolve_relative_file_urls(table: dict, base: Path) -> None:
 
 
 def read_manifest(path: Path, *, builtin: bool = False) -> list[Entry]:
-    """Parse and validate one manifest file; raise one ManifestError listing every problem in it."""
+    """The artifacts one manifest file declares (see read_manifest_file)."""
+    return read_manifest_file(path, builtin=builtin).entries
+
+
+def _tables(data: dict, key: str, path: Path, problems: list[str]) -> list:
+    tables = data.get(key, [])
+    if not isinstance(tables, list):
+        problems.append(f"{path}: {key!r} must be an array of tables ([[{key}]])")
+        return []
+    return tables
+
+
+def _read_pins(tables: list, path: Path, problems: list[str]) -> list[PinEntry]:
+    pins: list[PinEntry] = []
+    for index, table in enumerate(tables):
+        name = table.get("name", f"#{index + 1}") if isinstance(table, dict) else f"#{index + 1}"
+        try:
+            pins.append(PinEntry(Pin.model_validate(table), path))
+        except ValidationError as exc:
+            problems.extend(_field_problem(path, f"pin {_short(name)}", err) for err in exc.errors())
+    return pins
+
+
+def read_manifest_file(path: Path, *, builtin: bool = False) -> ManifestFile:
+    """Parse and validate one manifest file (its artifacts and pins); raise one ManifestError listing
+    every problem in it."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -73,12 +112,11 @@ def read_manifest(path: Path, *, builtin: bool = False) -> list[Entry]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: cannot read manifest: {exc}") from None
 
-    unknown = sorted(set(data) - {"artifact"})
-    problems = [f"{path}: unknown top-level table {key!r} (expected [[artifact]] tables)" for key in unknown]
-    tables = data.get("artifact", [])
-    if not isinstance(tables, list):
-        problems.append(f"{path}: 'artifact' must be an array of tables ([[artifact]])")
-        tables = []
+    unknown = sorted(set(data) - {"artifact", "pin"})
+    problems = [f"{path}: unknown top-level table {key!r} (expected [[artifact]] or [[pin]] tables)"
+                for key in unknown]
+    tables = _tables(data, "artifact", path, problems)
+    pins = _read_pins(_tables(data, "pin", path, problems), path, problems)
 
     entries: list[Entry] = []
     for index, table in enumerate(tables):
@@ -92,4 +130,4 @@ def read_manifest(path: Path, *, builtin: bool = False) -> list[Entry]:
             problems.extend(_field_problem(path, label, err) for err in exc.errors())
     if problems:
         raise ManifestError(problems)
-    return entries
+    return ManifestFile(entries, pins)

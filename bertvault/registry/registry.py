@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bertvault import paths
 from bertvault.errors import ManifestError
-from bertvault.registry.loader import Entry, manifest_files, read_manifest
+from bertvault.registry.loader import Entry, ManifestFile, PinEntry, manifest_files, read_manifest_file
 from bertvault.registry.schema import Artifact
 
 
@@ -27,9 +27,11 @@ def _index(entries: list[Entry], problems: list[str]) -> dict[str, Entry]:
 
 
 class Registry:
-    """Every known artifact. User entries override built-ins of the same name."""
+    """Every known artifact. User entries override built-ins of the same name; pins add what was
+    learned later (hashes, sizes, a commit) onto an entry without replacing it."""
 
-    def __init__(self, builtin: list[Entry], user: list[Entry] = ()):  # type: ignore[assignment]
+    def __init__(self, builtin: list[Entry], user: list[Entry] = (),  # type: ignore[assignment]
+                 pins: list[PinEntry] = ()):  # type: ignore[assignment]
         problems: list[str] = []
         merged = _index(builtin, problems)
         user_index = _index(list(user), problems)
@@ -47,6 +49,8 @@ class Registry:
                         f"and {name!r} ({entry.origin}); rename one"
                     )
                 self._lookup.setdefault(alias, name)
+        self.pinned_by: dict[str, list[Path]] = {}
+        self._apply_pins(list(pins), problems)
 
         for name, entry in self._entries.items():
             artifact = entry.artifact
@@ -55,6 +59,29 @@ class Registry:
                     problems.append(f"{entry.origin}: artifact {name!r} refers to unknown artifact {ref!r}")
         if problems:
             raise ManifestError(problems)
+
+    def _apply_pins(self, pins: list[PinEntry], problems: list[str]) -> None:
+        """Lay each pin over its artifact; a file pinned by two manifests, or a pin of an unknown
+        artifact or file, is a problem (no manifest silently wins over another)."""
+        seen: dict[tuple[str, str], Path] = {}
+        for item in pins:
+            name = self._lookup.get(item.pin.name)
+            if name is None:
+                problems.append(f"{item.origin}: pin of unknown artifact {item.pin.name!r}"
+                                f"{self.suggest(item.pin.name)}")
+                continue
+            for f in item.pin.files:
+                other = seen.setdefault((name, f.path), item.origin)
+                if other != item.origin:
+                    problems.append(f"{name}/{f.path} is pinned in both {other} and {item.origin}; keep one")
+            entry = self._entries[name]
+            try:
+                artifact = item.pin.apply(entry.artifact)
+            except ValueError as exc:
+                problems.append(f"{item.origin}: pin of {name!r}: {exc}")
+                continue
+            self._entries[name] = Entry(artifact, entry.origin, entry.builtin)
+            self.pinned_by.setdefault(name, []).append(item.origin)
 
     def __iter__(self) -> Iterator[Artifact]:
         return (entry.artifact for entry in self._entries.values())
@@ -107,7 +134,7 @@ def load_builtin_entries() -> list[Entry]:
     directory = paths.builtin_manifests_dir()
     if not directory.is_dir():
         raise ManifestError(f"built-in manifests not found at {directory}; reinstall bertvault")
-    return _read_all(manifest_files([directory]), builtin=True)
+    return _read_all(manifest_files([directory]), builtin=True).entries
 
 
 def _stamp(file: Path) -> tuple:
@@ -116,30 +143,37 @@ def _stamp(file: Path) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed(stamp: tuple, builtin: bool) -> tuple[Entry, ...]:
+def _parsed(stamp: tuple, builtin: bool) -> ManifestFile:
     """One manifest file, parsed once per process for as long as it is unchanged on disk."""
-    return tuple(read_manifest(Path(stamp[0]), builtin=builtin))
+    return read_manifest_file(Path(stamp[0]), builtin=builtin)
 
 
-def _read_all(files: list[Path], *, builtin: bool) -> list[Entry]:
+def _read_all(files: list[Path], *, builtin: bool) -> ManifestFile:
     entries: list[Entry] = []
+    pins: list[PinEntry] = []
     problems: list[str] = []
     for file in files:
         try:
-            entries.extend(_parsed(_stamp(file), builtin))
+            parsed = _parsed(_stamp(file), builtin)
+            entries.extend(parsed.entries)
+            pins.extend(parsed.pins)
         except OSError as exc:
             problems.append(f"{file}: cannot read manifest: {exc.strerror or exc}")
         except ManifestError as exc:
             problems.extend(exc.problems)
     if problems:
         raise ManifestError(problems)
-    return entries
+    return ManifestFile(entries, pins)
+
+
+def _build(builtin: list[Path], user: list[Path]) -> Registry:
+    ours, theirs = _read_all(builtin, builtin=True), _read_all(user, builtin=False)
+    return Registry(ours.entries, theirs.entries, [*ours.pins, *theirs.pins])
 
 
 @functools.lru_cache(maxsize=16)
 def _registry(builtin: tuple[tuple, ...], user: tuple[tuple, ...]) -> Registry:
-    return Registry(_read_all([Path(s[0]) for s in builtin], builtin=True),
-                    _read_all([Path(s[0]) for s in user], builtin=False))
+    return _build([Path(s[0]) for s in builtin], [Path(s[0]) for s in user])
 
 
 def load_registry(extra: list[Path] = ()) -> Registry:  # type: ignore[assignment]
@@ -155,4 +189,4 @@ def load_registry(extra: list[Path] = ()) -> Registry:  # type: ignore[assignmen
     try:
         return _registry(tuple(_stamp(f) for f in builtin), tuple(_stamp(f) for f in user))
     except OSError:  # a file vanished between listing and reading: read what is there now
-        return Registry(_read_all(builtin, builtin=True), _read_all(user, builtin=False))
+        return _build(builtin, user)

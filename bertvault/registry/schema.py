@@ -2,13 +2,20 @@
 
 A manifest file is TOML with one `[[artifact]]` table per artifact. Files are listed one by one
 (`[[artifact.files]]`) or, for numbered shard families, as a series (`[[artifact.shards]]`) that
-is expanded into files when the manifest is loaded.
+is expanded into files when the manifest is loaded. An archive may list the published sha256 of
+files inside it (`[artifact.files.members]`), checked once it is extracted. A `[[pin]]` table adds
+hashes (and sizes, and commit-pinned URLs) learned later to an artifact declared elsewhere, without
+redeclaring it.
+
+Two kinds of size: `size` is exact and verified; `approx_size` is only shown (`~420 MB`), for files
+whose exact size nobody published.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -104,15 +111,29 @@ class Hashes(_Strict):
         return _check_hex(info.field_name, value)
 
 
+class Member(_Strict):
+    """A published hash of one file inside an archive, checked after extraction."""
+
+    sha256: str
+    size: int | None = Field(default=None, ge=0, description="exact bytes; verified when given")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        return _check_hex("sha256", value)  # type: ignore[return-value]
+
+
 class FileSpec(Hashes):
     """One file of an artifact: its path in the artifact view and its mirrors, tried in order."""
 
     path: str
     urls: list[str] = Field(min_length=1)
     size: int | None = Field(default=None, ge=0, description="exact bytes; verified when given")
+    approx_size: int | None = Field(default=None, gt=0, description="bytes, about; shown, never verified")
     archive: Literal["zip", "tar.gz"] | None = None
     archive_root: str | None = Field(default=None, description="folder inside the archive to keep")
     optional: bool = Field(default=False, description="pulled only when named by --include")
+    members: dict[str, Member] = Field(default={}, description="path in the view -> published hash")
 
     @field_validator("urls")
     @classmethod
@@ -124,6 +145,21 @@ class FileSpec(Hashes):
     def _relative(cls, path: str) -> str:
         return _check_path("file path", path)
 
+    @field_validator("members")
+    @classmethod
+    def _member_paths(cls, members: dict[str, Member]) -> dict[str, Member]:
+        for path in members:
+            _check_path("member path", path)
+        return members
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FileSpec:
+        if self.members and self.archive is None:
+            raise ValueError("members lists files inside an archive; this file has no archive type")
+        if self.size is not None and self.approx_size is not None:
+            raise ValueError("give size (exact, verified) or approx_size (shown only), not both")
+        return self
+
     @field_validator("archive_root")
     @classmethod
     def _root(cls, root: str | None) -> str | None:
@@ -133,6 +169,16 @@ class FileSpec(Hashes):
     def pinned(self) -> bool:
         return self.sha256 is not None
 
+    @property
+    def verified(self) -> bool:
+        """Held to a published hash: its own, or its members'."""
+        return self.sha256 is not None or bool(self.members)
+
+    @property
+    def shown_size(self) -> tuple[int | None, bool]:
+        """(bytes, exact): the exact size, else the approximate one, else (None, False)."""
+        return (self.size, True) if self.size is not None else (self.approx_size, False)
+
 
 class ShardSeries(_Strict):
     """A numbered family of files: `{i}` in `path` and `urls` runs from `first` to `last`."""
@@ -141,6 +187,7 @@ class ShardSeries(_Strict):
     urls: list[str] = Field(min_length=1)
     first: int = Field(ge=0)
     last: int = Field(ge=0)
+    approx_size: int | None = Field(default=None, gt=0, description="bytes of each shard, about; shown only")
 
     @field_validator("urls")
     @classmethod
@@ -161,7 +208,8 @@ class ShardSeries(_Strict):
         """The series' files: copies of one validated file, since only the digits differ (and the
         series checked its longest path); validating each would cost seconds for 40,000 shards."""
         first = FileSpec(path=self.path.replace("{i}", str(self.first)),
-                         urls=[u.replace("{i}", str(self.first)) for u in self.urls])
+                         urls=[u.replace("{i}", str(self.first)) for u in self.urls],
+                         approx_size=self.approx_size)
         return [
             first.model_copy(update={"path": self.path.replace("{i}", str(i)),
                                      "urls": [u.replace("{i}", str(i)) for u in self.urls]})
@@ -241,18 +289,95 @@ class Artifact(_Strict):
             object.__setattr__(self, "shards", [])
         if not self.files:
             raise ValueError("an artifact needs at least one entry in files or shards")
-        _check_paths_apart([f.path for f in self.files])
+        # Members land in the view beside the plain files: no path may be claimed twice.
+        _check_paths_apart([f.path for f in self.files] + [m for f in self.files for m in f.members])
         if self.kind == "checkpoint" and self.architecture is None and self.format != "bundle":
             raise ValueError("a checkpoint needs an architecture table")
         return self
 
     @property
     def known_size(self) -> int | None:
-        sizes = [f.size for f in self.files if not f.optional]
-        return sum(sizes) if sizes and all(s is not None for s in sizes) else None  # type: ignore[misc]
+        size, exact = self.shown_size
+        return size if exact else None
+
+    @property
+    def shown_size(self) -> tuple[int | None, bool]:
+        """(bytes, exact) of what a plain pull fetches (the files that are not optional): exact when
+        each has an exact size, approximate when each has at least an approximate one, else None."""
+        return total_size(f for f in self.files if not f.optional)
 
     @property
     def pinned(self) -> str:
-        """'all', 'some' or 'none' of the files have a sha256."""
-        count = sum(f.pinned for f in self.files)
+        """'all', 'some' or 'none' of the files are held to a published hash (theirs or their members')."""
+        count = sum(f.verified for f in self.files)
         return "all" if count == len(self.files) else "some" if count else "none"
+
+
+def total_size(files: Iterable[FileSpec]) -> tuple[int | None, bool]:
+    """(bytes, exact) of these files together; (None, False) when one has no size at all."""
+    sizes = [f.shown_size for f in files]
+    if not sizes or any(size is None for size, _ in sizes):
+        return None, False
+    return sum(size for size, _ in sizes), all(exact for _, exact in sizes)  # type: ignore[misc]
+
+
+class PinFile(Hashes):
+    """What was learned about one file after its artifact was declared: hashes, exact size and, for a
+    Hub file moved to another commit, its mirrors."""
+
+    path: str
+    size: int | None = Field(default=None, ge=0)
+    urls: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("urls")
+    @classmethod
+    def _schemes(cls, urls: list[str] | None) -> list[str] | None:
+        return None if urls is None else [_check_url(u) for u in urls]
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, path: str) -> str:
+        return _check_path("file path", path)
+
+
+class Pin(_Strict):
+    """`[[pin]]`: what `bertvault pin` learned about an artifact declared elsewhere (a built-in, say),
+    laid over that entry when the registry loads, so the entry itself is never copied."""
+
+    name: str
+    note: str = ""
+    files: list[PinFile] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if len(name) > MAX_NAME or not ALIAS_RE.match(name):
+            raise ValueError(f"{name[:40]!r} is not an artifact name or alias")
+        return name
+
+    @model_validator(mode="after")
+    def _once_each(self) -> Pin:
+        _check_paths_apart([f.path for f in self.files])
+        return self
+
+    def apply(self, artifact: Artifact) -> Artifact:
+        """The artifact with the learned facts in place; raises ValueError for a path it lacks."""
+        learned = {f.path: f for f in self.files}
+        unknown = sorted(set(learned) - {f.path for f in artifact.files})
+        if unknown:
+            raise ValueError(f"pins files that {artifact.name} does not have: {_some(unknown)}")
+        return artifact.model_copy(update={"files": [_laid_over(spec, learned.get(spec.path))
+                                                     for spec in artifact.files]})
+
+
+def _laid_over(spec: FileSpec, learned: PinFile | None) -> FileSpec:
+    if learned is None:
+        return spec
+    data = spec.model_dump(exclude_none=True)
+    new = learned.model_dump(exclude_none=True, exclude={"path"})
+    if new.get("sha256", spec.sha256) != spec.sha256:  # other bytes: the old digests describe nothing
+        data.pop("md5", None)
+        data.pop("crc32c", None)
+    if "size" in new:
+        data.pop("approx_size", None)
+    return FileSpec.model_validate({**data, **new})

@@ -1,4 +1,4 @@
-"""Changing the user's own manifest: `bertvault add` and `bertvault manifest validate`."""
+"""Changing the user's own manifest: `bertvault add`, `bertvault pin` and `bertvault manifest validate`."""
 
 from __future__ import annotations
 
@@ -12,30 +12,31 @@ import tomli_w
 
 from bertvault import paths
 from bertvault.errors import ManifestError
-from bertvault.registry.loader import manifest_files, read_manifest
+from bertvault.registry.loader import manifest_files, read_manifest, read_manifest_file
 from bertvault.registry.registry import Registry, load_builtin_entries
 from bertvault.registry.schema import Artifact
 
 
 def validate_files(files: list[Path]) -> dict[Path, int]:
-    """Validate each file alone and together with the built-ins; return artifacts per file."""
+    """Validate each file alone and together with the built-ins; return artifacts (and pins) per file."""
     problems: list[str] = []
     counts: dict[Path, int] = {}
-    entries = []
+    entries, pins = [], []
     for file in files:
         if not file.is_file():
             problems.append(f"{file}: no such manifest file")
             continue
         try:
-            found = read_manifest(file)
+            found = read_manifest_file(file)
         except ManifestError as exc:
             problems.extend(exc.problems)
             continue
-        counts[file] = len(found)
-        entries.extend(found)
+        counts[file] = len(found.entries) + len(found.pins)
+        entries.extend(found.entries)
+        pins.extend(found.pins)
     if not problems:
         try:
-            Registry(load_builtin_entries(), entries)
+            Registry(load_builtin_entries(), entries, pins)
         except ManifestError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -52,27 +53,50 @@ def files_from_urls(urls: list[str], hashes: list[str]) -> list[dict]:
             raise ManifestError(f"URL {url!r} names no file; give the URL of a file, not a folder")
         files.setdefault(name, {"path": name, "urls": []})["urls"].append(url)
     if hashes and len(hashes) != len(files):
-        raise ManifestError(f"{len(hashes)} --sha256 values for {len(files)} files; give one per file, in order")
+        raise ManifestError(f"{len(hashes)} --sha256 values for {len(files)} files; "
+                            "give one per file, in order")
     for spec, digest in zip(files.values(), hashes):
         spec["sha256"] = digest
     return list(files.values())
 
 
+def _load(manifest: Path) -> dict:
+    if not manifest.exists():
+        return {}
+    try:
+        return tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{manifest}: invalid TOML: {exc}; fix it before writing to it") from None
+
+
 def write_artifact(manifest: Path, table: dict, *, replace: bool = False) -> Artifact:
     """Append `table` to `manifest` (or replace the entry of that name), atomically: the file is
     written beside the old one, the registry is checked as it will be, then it takes the old name."""
-    data: dict = {"artifact": []}
-    if manifest.exists():
-        try:
-            data = tomllib.loads(manifest.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ManifestError(f"{manifest}: invalid TOML: {exc}; fix it before writing to it") from None
+    data = _load(manifest)
     tables = data.setdefault("artifact", [])
     if not replace and any(t.get("name") == table["name"] for t in tables):
         raise ManifestError(f"{manifest} already declares {table['name']!r}; edit that entry instead")
     data["artifact"] = [*(t for t in tables if t.get("name") != table["name"]),
                         {k: v for k, v in table.items() if v not in (None, [], "")}]
+    _write_checked(manifest, data)
+    entries = read_manifest(manifest)
+    return next(e.artifact for e in entries if e.artifact.name == table["name"])
 
+
+def write_pin(manifest: Path, name: str, files: list[dict], note: str = "") -> None:
+    """Add what was learned about `name`'s files to `manifest` as a `[[pin]]` table, merged with a
+    pin of the same artifact already there (a file pinned again takes the new values)."""
+    data = _load(manifest)
+    pins = data.setdefault("pin", [])
+    old = next((p for p in pins if p.get("name") == name), {})
+    merged = {f.get("path"): f for f in old.get("files", [])}
+    merged.update({f["path"]: f for f in files})
+    table = {"name": name, **({"note": note} if note else {}), "files": list(merged.values())}
+    data["pin"] = [*(p for p in pins if p.get("name") != name), table]
+    _write_checked(manifest, data)
+
+
+def _write_checked(manifest: Path, data: dict) -> None:
     manifest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{manifest.stem}-", suffix=".toml.tmp", dir=manifest.parent)
     try:
@@ -85,12 +109,10 @@ def write_artifact(manifest: Path, table: dict, *, replace: bool = False) -> Art
         loaded = any(target == src or target.is_relative_to(src) for src in sources)
         others = [f for f in manifest_files(sources) if f.resolve() != target] if loaded else []
         validate_files([*others, Path(tmp)])
-        entries = read_manifest(Path(tmp))
         os.replace(tmp, manifest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return next(e.artifact for e in entries if e.artifact.name == table["name"])
 
 
 def add_artifact(manifest: Path, table: dict) -> Artifact:
@@ -105,7 +127,8 @@ def parse_arch(spec: str) -> dict:
     if parts[-1] in ("cased", "uncased"):
         parts = parts[:-1]
     if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts):
-        raise ManifestError(f"--arch {spec!r}: expected LAYERS-HIDDEN-HEADS[-VOCAB][-cased], e.g. 12-768-12-30522")
+        raise ManifestError(f"--arch {spec!r}: expected LAYERS-HIDDEN-HEADS[-VOCAB][-cased], "
+                            "e.g. 12-768-12-30522")
     layers, hidden, heads, *vocab = (int(p) for p in parts)
     return {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": 4 * hidden,
             "vocab_size": vocab[0] if vocab else 30522, "cased": cased}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import subprocess
 import sys
 from pathlib import Path
+
+import tomli_w
 
 
 class Manifest:
@@ -19,17 +20,18 @@ class Manifest:
         self.tables: list[str] = []
 
     def add(self, name: str, *files: dict, kind: str = "dataset", fmt: str = "text") -> str:
-        lines = [f'[[artifact]]\nname = "{name}"\nkind = "{kind}"\nformat = "{fmt}"\n']
-        for f in files:
-            lines.append("[[artifact.files]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in f.items()))
-        self.tables.append("\n".join(lines))
+        """Declare an artifact (a name declared again replaces the earlier table)."""
+        table = tomli_w.dumps({"artifact": [{"name": name, "kind": kind, "format": fmt,
+                                             "files": list(files)}]})
+        self.tables = [t for t in self.tables if f'name = "{name}"\n' not in t] + [table]
         self.path.write_text("\n".join(self.tables))
         return name
 
 
 def bertvault_process(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     """bertvault as a separate process (for crashes and races), with the test's environment."""
-    return subprocess.Popen([sys.executable, "-m", "bertvault", *map(str, args)], env={**os.environ, **(env or {})},
+    return subprocess.Popen([sys.executable, "-m", "bertvault", *map(str, args)],
+                            env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

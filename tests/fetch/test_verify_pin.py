@@ -8,7 +8,11 @@ import os
 import time
 import tomllib
 
-from fetch_helpers import random_bytes, sha256
+import pytest
+import tomli_w
+from fetch_helpers import bertvault_process, random_bytes, sha256
+
+from bertvault import paths
 
 Q = ["--progress", "none"]
 
@@ -72,7 +76,8 @@ def test_verify_finds_a_damaged_blob_and_pull_repairs_it(cli, nginx, manifest, h
         f.seek(1000)
         f.write(bytes([data[1000] ^ 1]))
     bad = cli("verify")
-    assert bad.exit_code == 4 and "fragile/f.bin: sha256 expected" in bad.stderr and "quarantine" in bad.stderr
+    assert bad.exit_code == 4 and "fragile/f.bin: sha256 expected" in bad.stderr
+    assert "quarantine" in bad.stderr
     assert not blob.exists() and not (home / "artifacts" / "fragile" / "f.bin").exists()
     assert json.loads((home / "meta" / "fragile.json").read_text())["complete"] is False
 
@@ -92,7 +97,8 @@ def test_cache_ls_rm_gc(cli, nginx, manifest, home) -> None:
     manifest.add("drop", {"path": "d.bin", "urls": [nginx.put("d.bin", b"d" * 3000)]})
     assert cli("pull", "keep", *Q).exit_code == 0 and cli("pull", "drop", *Q).exit_code == 0
     listing = json.loads(cli("cache", "ls", "--json").stdout)
-    assert [a["name"] for a in listing["artifacts"]] == ["drop", "keep"] and listing["bytes"]["blobs"] == 33_000
+    assert [a["name"] for a in listing["artifacts"]] == ["drop", "keep"]
+    assert listing["bytes"]["blobs"] == 33_000
     cached = {row["name"]: row["cached"] for row in json.loads(cli("list", "--json").stdout)}
     assert cached["keep"] is True and cached["drop"] is True
 
@@ -114,7 +120,8 @@ def test_cache_ls_rm_gc(cli, nginx, manifest, home) -> None:
     (home / "quarantine" / "keep" / "k.bin.bad").write_bytes(b"bad")
 
     dry = cli("cache", "gc", "--partial-days", "0", "--dry-run")
-    assert dry.exit_code == 0 and "would remove 1 orphan blobs, 1 partial downloads, 1 quarantined" in dry.stdout
+    assert dry.exit_code == 0
+    assert "would remove 1 orphan blobs, 1 partial downloads, 1 quarantined" in dry.stdout
     assert orphan.exists()
     done = cli("cache", "gc", "--partial-days", "0")
     assert "removed 1 orphan blobs, 1 partial downloads, 1 quarantined files" in done.stdout
@@ -130,6 +137,110 @@ def test_a_blob_shared_by_two_artifacts_is_fetched_once(cli, nginx, manifest, ho
     manifest.add("second", {"path": "assets/vocab.txt", "urls": [url], "sha256": sha256(data)})
     assert cli("pull", "first", *Q).exit_code == 0
     result = cli("pull", "second", *Q, "--json")
-    assert json.loads(result.stdout)["files"][0]["status"] == "cached" and json.loads(result.stdout)["complete"]
+    report = json.loads(result.stdout)
+    assert report["files"][0]["status"] == "cached" and report["complete"]
     assert (home / "artifacts" / "second" / "assets" / "vocab.txt").read_bytes() == data
     assert nginx.bytes_sent("/vocab.txt") == len(data)
+
+
+def test_pin_of_a_builtin_writes_a_pin_table_and_keeps_it_builtin(cli, nginx, home, tmp_path,
+                                                                  monkeypatch) -> None:
+    data = random_bytes(60_000, seed=11)
+    builtin = tmp_path / "builtin"
+    builtin.mkdir()
+    (builtin / "stock.toml").write_text(tomli_w.dumps({"artifact": [{
+        "name": "stock", "kind": "dataset", "format": "text", "description": "a built-in",
+        "files": [{"path": "s.bin", "urls": [nginx.put("s.bin", data)], "approx_size": 1000},
+                  {"path": "p.bin", "urls": [nginx.put("p.bin", b"p")], "sha256": sha256(b"p"),
+                   "size": 1}]}]}))
+    monkeypatch.setattr(paths, "builtin_manifests_dir", lambda: builtin)
+    assert cli("pull", "stock", *Q).exit_code == 0
+
+    user = paths.default_user_manifest()
+    result = cli("pin", "stock")
+    assert result.exit_code == 0 and f"pinned 1 files of stock in {user}" in result.stdout
+    written = tomllib.loads(user.read_text())
+    assert "artifact" not in written  # no copy of the built-in entry: only what was learned
+    assert written["pin"][0]["name"] == "stock"
+    assert written["pin"][0]["files"] == [{"path": "s.bin", "sha256": sha256(data), "size": len(data)}]
+
+    row = next(r for r in json.loads(cli("list", "--json").stdout) if r["name"] == "stock")
+    assert row["builtin"] and not row["user_override"] and row["pinned"] == "all"
+    assert (row["size"], row["size_is_exact"]) == (len(data) + 1, True)  # the approximate size gave way
+    assert "stock (user)" not in cli("list").stdout and "stock " in cli("list").stdout
+    info = json.loads(cli("info", "stock", "--json").stdout)
+    assert info["pins"] == [str(user)] and info["description"] == "a built-in"
+    again = cli("pin", "stock")
+    assert again.exit_code == 0 and "nothing new to pin for stock" in again.stdout
+
+    # The pin holds every later pull, as a published hash would.
+    assert cli("cache", "rm", "stock").exit_code == 0
+    nginx.put("s.bin", random_bytes(60_000, seed=12))
+    refused = cli("pull", "stock", *Q)
+    assert refused.exit_code == 4 and f"sha256 expected {sha256(data)} (manifest)" in refused.stderr
+
+
+HUB_V1 = random_bytes(50_000, seed=31)
+HUB_V2 = random_bytes(51_000, seed=32)
+CONFIG = b'{"hidden_size": 32}\n'
+NEW_COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def _hub_env(hub) -> dict:
+    return {"HF_ENDPOINT": f"http://127.0.0.1:{hub.port}", "HF_HUB_OFFLINE": "0"}
+
+
+def _run(*args: str, env: dict) -> tuple[int, str, str]:
+    process = bertvault_process(*args, env=env)
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out, err
+
+
+@pytest.mark.timeout(120)
+def test_pin_refresh_moves_hub_files_to_the_current_commit_and_says_what_changed(hub, manifest, home) -> None:
+    hub.add_repo_file("google/bert-tiny", "model.safetensors", HUB_V1)
+    hub.add_repo_file("google/bert-tiny", "config.json", CONFIG, lfs=False)
+    old = hub.COMMIT
+    manifest.add("hub-art", {"path": "model.safetensors", "urls": [f"hf://google/bert-tiny@{old}/model.safetensors"],
+                             "sha256": sha256(HUB_V1), "size": len(HUB_V1)},
+                 {"path": "config.json", "urls": [f"hf://google/bert-tiny@{old}/config.json"]})
+    env = _hub_env(hub)
+    assert _run("pull", "hub-art", *Q, env=env)[0] == 0
+
+    hub.new_commit(NEW_COMMIT)  # new weights on main; the config is the same
+    hub.add_repo_file("google/bert-tiny", "model.safetensors", HUB_V2)
+    code, out, err = _run("pin", "hub-art", "--refresh", env=env)
+    assert code == 0, err
+    user = paths.default_user_manifest()
+    assert f"hub-art: 2 of 2 Hub files changed; pin written to {user}" in out
+    assert (f"model.safetensors: commit {old} -> {NEW_COMMIT}; sha256 {sha256(HUB_V1)} -> {sha256(HUB_V2)}; "
+            f"size {len(HUB_V1)} -> {len(HUB_V2)}") in out
+    assert f"config.json: commit {old} -> {NEW_COMMIT}; sha256 (none) -> {sha256(CONFIG)}; size (none) -> " \
+           f"{len(CONFIG)}" in out
+    pin = tomllib.loads(user.read_text())["pin"][0]
+    assert pin["name"] == "hub-art" and NEW_COMMIT in pin["note"]
+    assert {f["path"]: (f["urls"], f["sha256"], f["size"]) for f in pin["files"]} == {
+        "model.safetensors": ([f"hf://google/bert-tiny@{NEW_COMMIT}/model.safetensors"], sha256(HUB_V2),
+                              len(HUB_V2)),
+        "config.json": ([f"hf://google/bert-tiny@{NEW_COMMIT}/config.json"], sha256(CONFIG), len(CONFIG)),
+    }
+
+    # The next pull fetches the new commit's weights, held to the refreshed hash.
+    code, out, err = _run("pull", "hub-art", *Q, "--json", env=env)
+    assert code == 0, err
+    assert (home / "artifacts" / "hub-art" / "model.safetensors").read_bytes() == HUB_V2
+    assert json.loads(out)["files"][0]["trust"] == "pinned"
+    code, out, _ = _run("pin", "hub-art", "--refresh", env=env)
+    assert code == 0 and "hub-art: already at the current commit; nothing written" in out
+
+
+def test_pin_refresh_offline_is_one_clear_line(manifest) -> None:
+    manifest.add("hub-off", {"path": "m.bin", "urls": ["hf://google/bert-tiny/m.bin"]})
+    code, _, err = _run("pin", "hub-off", "--refresh", env={"HF_HUB_OFFLINE": "1"})
+    assert code == 3 and err.count("\n") == 1
+    assert "pin --refresh asks the Hugging Face Hub for the current commit, but offline mode is on" in err
+    code, _, err = _run("pin", "hub-off", "--refresh", env={"HF_HUB_OFFLINE": "0", "BERTVAULT_OFFLINE": "1"})
+    assert code == 3 and "offline mode is on" in err
+    manifest.add("no-hub", {"path": "x.bin", "urls": ["https://example.org/x.bin"]})
+    code, _, err = _run("pin", "no-hub", "--refresh", env={})
+    assert code == 2 and "no-hub has no hf:// file; --refresh moves Hugging Face Hub pins only" in err
