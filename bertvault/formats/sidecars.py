@@ -10,7 +10,8 @@ from bertvault.convert import config as configs
 from bertvault.errors import ConversionError
 
 SPECIAL_TOKENS = {
-    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
+    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
 }
 
 
@@ -36,8 +37,9 @@ def copy_vocab(folder: Path, vocab: Path | None, *, required: bool, fmt: str) ->
     shutil.copyfile(vocab, folder / "vocab.txt")
 
 
-def write_tokenizer(folder: Path, vocab: Path, lowercase: bool, config: dict) -> None:
-    """tokenizer.json (the `tokenizers` WordPiece pipeline) and the configs transformers reads with it."""
+def write_tokenizer(folder: Path, vocab: Path, lowercase: bool, max_length: int) -> None:
+    """tokenizer.json (the `tokenizers` WordPiece pipeline) and the configs transformers reads with it:
+    the one writer of every HF folder bertvault makes (convert --to hf, pretrain, finetune)."""
     from bertvault.data.tokenizer import build_tokenizer
 
     build_tokenizer(vocab, lowercase).save(str(folder / "tokenizer.json"))
@@ -46,7 +48,7 @@ def write_tokenizer(folder: Path, vocab: Path, lowercase: bool, config: dict) ->
         "do_lower_case": lowercase,
         "strip_accents": None,
         "tokenize_chinese_chars": True,
-        "model_max_length": config["max_position_embeddings"],
+        "model_max_length": max_length,
         **SPECIAL_TOKENS,
     })
     _json(folder / "special_tokens_map.json", SPECIAL_TOKENS)

@@ -266,12 +266,11 @@ def save_vocab(folder: Path, vocab_path: Path, lowercase: bool) -> None:
 
 
 def save_tokenizer(folder: Path, vocab_path: Path, lowercase: bool, max_length: int) -> None:
-    """vocab.txt, tokenizer.json and tokenizer_config.json, as AutoTokenizer expects them."""
-    from transformers import BertTokenizer
+    """vocab.txt, tokenizer.json and tokenizer_config.json: the files `convert --to hf` writes."""
+    from bertvault.formats.sidecars import copy_vocab, write_tokenizer
 
-    shutil.copyfile(vocab_path, folder / "vocab.txt")
-    tokenizer = BertTokenizer(vocab_file=str(vocab_path), do_lower_case=lowercase, model_max_length=max_length)
-    tokenizer.save_pretrained(str(folder))
+    copy_vocab(folder, vocab_path, required=True, fmt="hf")
+    write_tokenizer(folder, vocab_path, lowercase, max_length)
 
 
 def export_hf(model: torch.nn.Module, vocab_path: Path, lowercase: bool, target: Path) -> Path:
