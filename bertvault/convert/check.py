@@ -22,6 +22,7 @@ import numpy as np
 
 from bertvault.convert.canonical import Canonical, load_canonical
 from bertvault.errors import ConversionError
+from bertvault.formats import google_config
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,14 @@ class CheckResult:
     bound: dict[str, float]
     oracle: dict[str, float] = field(default_factory=dict)
     oracle_bound: dict[str, float] = field(default_factory=dict)
+    # How far google's modeling.py, which runs "gelu" as the tanh approximation, moves the outputs
+    # of a model written with transformers' exact GELU (a property of the target, not an error).
+    google_gelu: dict[str, float] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[str]:
-        bad = [f"{k} differs by {v:.3g} (bound {self.bound[k]:.3g})" for k, v in self.diffs.items() if v > self.bound[k]]
+        bad = [f"{k} differs by {v:.3g} (bound {self.bound[k]:.3g})"
+               for k, v in self.diffs.items() if v > self.bound[k]]
         bad += [f"TF1 graph {k} differs by {v:.3g} (bound {self.oracle_bound[k]:.3g})"
                 for k, v in self.oracle.items() if v > self.oracle_bound[k]]
         return bad
@@ -53,6 +58,9 @@ class CheckResult:
         text = f"max |diff| {self.max_diff:.3g} ({parts}; bound {max(self.bound.values(), default=0):.3g})"
         if self.oracle:
             text += "; TF1 graph float64: " + ", ".join(f"{k} {v:.3g}" for k, v in self.oracle.items())
+        if self.google_gelu:
+            text += ("; exact gelu written as google's gelu (tanh approximation): in google's modeling.py "
+                     "the outputs move by " + ", ".join(f"{k} {v:.3g}" for k, v in self.google_gelu.items()))
         return text
 
 
@@ -171,7 +179,8 @@ def _in_float64(model):
             parameter.data = data
 
     owners = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
-    handles = [h for m in owners for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    handles = [h for m in owners
+               for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
     try:
         yield model
     finally:
@@ -179,13 +188,20 @@ def _in_float64(model):
             handle.remove()
 
 
-def _oracle(prefix: Path, model, config: dict, batch: dict, groups: list[str], kind: str) -> tuple[dict, dict]:
-    """The TF1 graph's float64 outputs against `model`'s, also run in float64."""
+def _oracle(prefix: Path, model, config: dict, batch: dict, groups: list[str], kind: str,
+            google_gelu: bool = False) -> tuple[dict, dict, dict]:
+    """The TF1 graph's float64 outputs against `model`'s, also run in float64; with `google_gelu`, also
+    how far the graph's outputs move when its gelu is google's tanh form instead of the exact one."""
     import torch
 
     from bertvault.convert.oracle import tf1_forward
 
-    witness = tf1_forward(_tf_getter(prefix), config, batch, groups)
+    get = _tf_getter(prefix)
+    witness = tf1_forward(get, config, batch, groups)
+    shift = {}
+    if google_gelu:
+        google = tf1_forward(get, {**config, "hidden_act": "gelu_new"}, batch, groups)
+        shift = {k: float((google[k] - witness[k]).abs().max()) for k in witness}
     try:
         with _in_float64(model):
             mine = outputs(model, batch, groups)
@@ -196,7 +212,7 @@ def _oracle(prefix: Path, model, config: dict, batch: dict, groups: list[str], k
         mine = outputs(model.double(), batch, groups)
     atol, rtol = BOUNDS[kind] if kind != "exact" else (ORACLE_ATOL, 0.0)
     bound = {k: atol + rtol * float(v.abs().max()) for k, v in witness.items()}
-    return {k: float((witness[k] - mine[k]).abs().max()) for k in witness}, bound
+    return {k: float((witness[k] - mine[k]).abs().max()) for k in witness}, bound, shift
 
 
 def _extras(source: Canonical, result: Canonical) -> dict[str, float]:
@@ -212,7 +228,8 @@ def _extras(source: Canonical, result: Canonical) -> dict[str, float]:
     return diffs
 
 
-def check_conversion(source: Canonical, result_path: Path, to: str, dtype: str, *, single_file: bool) -> CheckResult:
+def check_conversion(source: Canonical, result_path: Path, to: str, dtype: str, *,
+                     single_file: bool) -> CheckResult:
     batch = fixed_batch(source.config)
     kind = _narrowest(source, dtype)
     # One model in memory at a time, the result's first: mapped from its file, it leaves nothing
@@ -231,19 +248,22 @@ def check_conversion(source: Canonical, result_path: Path, to: str, dtype: str, 
     reference = outputs(model, batch, groups)
     oracle: dict[str, float] = {}
     oracle_bound: dict[str, float] = {}
+    shift: dict[str, float] = {}
     # The TF1 graph witness runs against the source model. Written TF1: the witness reads the
     # result, with the written dtype's bound. Read TF1: it reads the source file, which the source
     # model holds exactly, and the result is held to the source model below.
     if to == "tf1":
-        oracle, oracle_bound = _oracle(result_path / "bert_model.ckpt", model, source.config, batch, groups, kind)
+        oracle, oracle_bound, shift = _oracle(
+            result_path / "bert_model.ckpt", model, source.config, batch, groups, kind,
+            google_gelu=google_config.runs_differently(source.config))
     elif source.format == "tf1" and source.source is not None:
-        oracle, oracle_bound = _oracle(source.source, model, source.config, batch, groups, "exact")
+        oracle, oracle_bound, _ = _oracle(source.source, model, source.config, batch, groups, "exact")
     del model
     diffs = _diffs(reference, mine)
     bound = _bounds(reference, kind)
     diffs.update(extras)
     bound.update({k: BOUNDS[kind][0] + BOUNDS[kind][1] for k in extras})
-    outcome = CheckResult(diffs, bound, oracle, oracle_bound)
+    outcome = CheckResult(diffs, bound, oracle, oracle_bound, shift)
     log.info("check: %s", outcome.line())
     if outcome.failures:
         raise ConversionError(f"numerical check failed: {'; '.join(outcome.failures)}; nothing was written")

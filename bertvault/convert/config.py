@@ -2,6 +2,13 @@
 
 The canonical config is an HF config.json dict. Google's file has no layer_norm_eps (modeling.py
 hard-codes 1e-12), no model_type and no architectures; HF adds them.
+
+Activations have different names on each side. google's modeling.py knows gelu, relu, tanh and
+linear, and its "gelu" is the tanh approximation (transformers' "gelu_new"), while transformers'
+"gelu" is the exact erf form. A model trained with the exact form is written as google's gelu (the
+closest google's code can run) and its own name is kept in `hf_hidden_act`, an extra key that
+modeling.py's BertConfig carries along unused, so that reading the file back gives the model it
+was; the conversion check reports how far google's tanh form moves its outputs.
 """
 
 from __future__ import annotations
@@ -64,8 +71,8 @@ def normalize(config: dict, origin: str) -> dict:
     if not isinstance(out.get("hidden_act"), str):
         problems.append(f"{origin}: hidden_act must be an activation name, got {out.get('hidden_act')!r}")
     if not problems and out["hidden_size"] % out["num_attention_heads"]:
-        problems.append(f"{origin}: hidden_size {out['hidden_size']} is not a multiple of num_attention_heads "
-                        f"{out['num_attention_heads']}")
+        problems.append(f"{origin}: hidden_size {out['hidden_size']} is not a multiple of "
+                        f"num_attention_heads {out['num_attention_heads']}")
     if problems:
         raise ConversionError(problems)
     return out
@@ -92,8 +99,8 @@ def disagreements(config: dict, arch: Architecture) -> list[str]:
         "num_hidden_layers": arch.layers, "hidden_size": arch.hidden, "num_attention_heads": arch.heads,
         "intermediate_size": arch.intermediate, "vocab_size": arch.vocab_size,
     }
-    return [f"{key} is {config.get(key)} in the config but {value} in the manifest" for key, value in pairs.items()
-            if config.get(key) != value]
+    return [f"{key} is {config.get(key)} in the config but {value} in the manifest"
+            for key, value in pairs.items() if config.get(key) != value]
 
 
 def read_config_file(path: Path) -> dict:
@@ -106,7 +113,8 @@ def read_config_file(path: Path) -> dict:
 
 def finalize(config: dict, groups: list[str], num_labels: int | None) -> dict:
     """The config.json to write for a checkpoint with these groups."""
-    out = {k: v for k, v in config.items() if k not in ("architectures", "id2label", "label2id", "num_labels")}
+    out = {k: v for k, v in config.items()
+           if k not in ("architectures", "id2label", "label2id", "num_labels")}
     present = set(groups)
     out["architectures"] = [next((cls for need, cls in ARCHITECTURES if need <= present), "BertModel")]
     if num_labels and "classifier" in present:

@@ -1,8 +1,9 @@
 """What `prepare` was given: expand folders and globs, recognise each file by its first bytes.
 
 Kinds: `text` (UTF-8, optionally gzip-compressed; one sentence per line, blank line between
-documents), `azureml` (a pickle: AzureML-BERT's .bin shards), `tfrecord` (a valid first record
-header). Anything else, an empty file, or a missing path is reported, all at once.
+documents; told from binary data by UTF-8 validity and few control bytes, not by a stray NUL),
+`azureml` (a pickle: AzureML-BERT's .bin shards), `tfrecord` (a valid first record header).
+Anything else, an empty file, or a missing path is reported, all at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from bertvault.data import tfrecord
 from bertvault.errors import DataError
 
 HEAD = 64 * 1024
+# C0 controls other than whitespace, and DEL: at most this share of a text file's first bytes.
+_CONTROLS = bytes(c for c in range(32) if c not in b"\t\n\v\f\r") + b"\x7f"
+CONTROL_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,15 @@ def _is_pickle(head: bytes) -> bool:
 
 
 def _is_text(head: bytes) -> bool:
-    if b"\x00" in head:
-        return False
+    """Valid UTF-8 (a character cut by the end of the head allowed) that is not mostly control bytes.
+    A stray NUL or other control character is text's (the tokenizer drops it, as google's does);
+    a file of them (zero-filled, a binary format of small numbers) is not."""
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
         return False
-    return True
+    controls = len(head) - len(head.translate(None, _CONTROLS))
+    return controls <= CONTROL_SHARE * len(head)
 
 
 def _describe(head: bytes) -> str:

@@ -69,15 +69,16 @@ def write(dest: Path, job: WriteJob) -> None:
     """One variable per name, saved with TensorFlow's SaveV2: what tf.compat.v1 Saver writes."""
     tf = tensorflow()
     dest.mkdir(parents=True, exist_ok=True)
+    sidecars.write_google_config(dest, job.config)  # first: an activation google lacks fails here
     names, values = [], []
     for name, tensor in job.tensors:
         names.append(name)
         values.append(tf.convert_to_tensor(tensor.load()))
     prefix = dest / PREFIX
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=values)
     del values
     (dest / "checkpoint").write_text(
         f'model_checkpoint_path: "{PREFIX}"\nall_model_checkpoint_paths: "{PREFIX}"\n', encoding="utf-8"
     )
-    sidecars.write_google_config(dest, job.config)
     sidecars.copy_vocab(dest, job.vocab_path, required=True, fmt="tf1")

@@ -41,7 +41,7 @@ def test_pairs_follow_google_statistics_and_never_cross_documents(tmp_path, topi
         a_docs = {owner[vocab[t]] for t in a.tolist()}
         b_docs = {owner[vocab[t]] for t in b.tolist()}
         assert len(a_docs) == 1 and len(b_docs) == 1
-        assert (a_docs == b_docs) == (label == 0), "is-next pairs stay in their document, random ones leave it"
+        assert (a_docs == b_docs) == (label == 0), "is-next pairs stay in their document, random ones don't"
     lengths = np.array([len(a) + len(b) for a, b, _ in pairs])
     assert (lengths == 61).mean() > 0.5  # most chunks fill the target length
     assert (lengths < 30).mean() > 0.05  # short_seq_prob makes some shorter ones
@@ -67,13 +67,15 @@ def test_output_does_not_depend_on_worker_count(tmp_path, make_corpus, uncased_v
     assert len(one["shards"]) > 3 and one["shards"] == two["shards"]
     for entry in one["shards"]:
         for key in ("ids", "index"):
-            assert (tmp_path / "one" / entry[key]).read_bytes() == (tmp_path / "two" / entry[key]).read_bytes()
+            one_bytes, two_bytes = ((tmp_path / run / entry[key]).read_bytes() for run in ("one", "two"))
+            assert one_bytes == two_bytes
 
 
 def test_seed_changes_the_pairs(tmp_path, corpus, uncased_vocab):
     _run([corpus], uncased_vocab, tmp_path / "a", seed=1)
     _run([corpus], uncased_vocab, tmp_path / "b", seed=2)
-    assert (tmp_path / "a" / "part-00000.index.npy").read_bytes() != (tmp_path / "b" / "part-00000.index.npy").read_bytes()
+    index = "part-00000.index.npy"
+    assert (tmp_path / "a" / index).read_bytes() != (tmp_path / "b" / index).read_bytes()
 
 
 def test_gzip_folders_and_globs(tmp_path, make_corpus, uncased_vocab):
@@ -124,6 +126,32 @@ def test_bad_input_files_are_refused_before_any_work(tmp_path, corpus, uncased_v
     with pytest.raises(DataError, match=message):
         _run([corpus, bad], uncased_vocab, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_nul_byte_is_text_wherever_it_stands(tmp_path, corpus, uncased_vocab):
+    """A stray NUL (a scraped page, a bad copy) does not make UTF-8 text binary, in the first 64 KiB as
+    later; the tokenizer drops it (as google's _clean_text does), so the examples are the same."""
+    from bertvault.data import inputs
+
+    text = corpus.read_bytes()
+    early = tmp_path / "early.txt"
+    early.write_bytes(b"\x00" + text.replace(b".\n", b".\x00\n", 3))
+    late = tmp_path / "late.txt"
+    late.write_bytes(text + b"\n" + b"word " * 20_000 + b"\x00\n")  # the NUL past the first 64 KiB
+    assert [f.kind for f in inputs.classify([str(early), str(late)])] == ["text", "text"]
+    plain = _run([corpus], uncased_vocab, tmp_path / "plain", seed=3)
+    with_nul = _run([early], uncased_vocab, tmp_path / "nul", seed=3)
+    assert with_nul["counts"] == {**plain["counts"], "text_bytes": plain["counts"]["text_bytes"] + 4}
+    assert [p.tolist() for q in _pairs(tmp_path / "nul") for p in q[:2]] == \
+        [p.tolist() for q in _pairs(tmp_path / "plain") for p in q[:2]]
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 5000, b"\x00\x01\x02\x03 \x04\x05" * 100 + b"a few words\n"])
+def test_mostly_control_bytes_are_not_text(tmp_path, corpus, uncased_vocab, content):
+    bad = tmp_path / "zeros.txt"
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match="not UTF-8 text, an AzureML .bin shard or a TFRecord file"):
+        _run([corpus, bad], uncased_vocab, tmp_path / "out")
 
 
 def test_every_problem_is_reported_at_once(tmp_path, uncased_vocab):
