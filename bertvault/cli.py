@@ -7,6 +7,7 @@ so `bertvault list` starts about as fast as the interpreter.
 # No `from __future__ import annotations` here: typer would then evaluate every option's annotation
 # string again for each command at start-up (~20 ms of a conversion's ~0.3 s).
 
+import contextlib
 import functools
 import gc
 import inspect
@@ -14,7 +15,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,7 +47,8 @@ class _Guarded(typer.Typer):
             @functools.wraps(fn)
             def guarded(*a: Any, **kw: Any) -> Any:
                 try:
-                    return fn(*a, **kw)
+                    with _sigterm_interrupts():
+                        return fn(*a, **kw)
                 except BertvaultError as exc:
                     if _debug():
                         raise
@@ -67,6 +69,27 @@ class _Guarded(typer.Typer):
             return fn
 
         return decorator
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (`kill`, a scheduler's stop) acts as Ctrl-C for the whole command: every output is
+    left whole or not at all, and the exit is 130, wherever it lands. Code that stops more gently
+    (training saves a checkpoint first) installs its own handler meanwhile."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (a test runner's)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _internal_error(exc: BaseException) -> str:
@@ -835,20 +858,11 @@ def convert_(
     `bertvault convert ./bert_model.ckpt.index --to safetensors --out bert.safetensors`,
     `bertvault convert ./pytorch_model.bin --to tf1 --vocab vocab.txt --config config.json`
     """
-    import signal
-
     from bertvault.convert import convert
 
-    def _interrupt(signum, frame):  # so a `kill` leaves no half-written output either
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = convert(source, to, out=out, dtype=dtype, from_format=from_format, force=force, check=check,
-                         config=config, vocab=vocab, drop_heads=drop_heads,
-                         max_shard_size=None if max_shard_size is None else parse_size(max_shard_size, "--max-shard-size"))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    result = convert(source, to, out=out, dtype=dtype, from_format=from_format, force=force, check=check,
+                     config=config, vocab=vocab, drop_heads=drop_heads,
+                     max_shard_size=None if max_shard_size is None else parse_size(max_shard_size, "--max-shard-size"))
     typer.echo(f"converted {result.source_format} -> {result.target_format}: {result.tensors} tensors, "
                f"{format_size(result.bytes)} in {result.seconds:.1f} s")
     typer.echo(f"  written: {result.out}")
