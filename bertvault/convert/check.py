@@ -39,7 +39,8 @@ class CheckResult:
 
     @property
     def failures(self) -> list[str]:
-        bad = [f"{k} differs by {v:.3g} (bound {self.bound[k]:.3g})" for k, v in self.diffs.items() if v > self.bound[k]]
+        bad = [f"{k} differs by {v:.3g} (bound {self.bound[k]:.3g})"
+               for k, v in self.diffs.items() if v > self.bound[k]]
         bad += [f"TF1 graph {k} differs by {v:.3g} (bound {self.oracle_bound[k]:.3g})"
                 for k, v in self.oracle.items() if v > self.oracle_bound[k]]
         return bad
@@ -171,7 +172,8 @@ def _in_float64(model):
             parameter.data = data
 
     owners = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
-    handles = [h for m in owners for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    handles = [h for m in owners
+               for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
     try:
         yield model
     finally:
@@ -179,7 +181,8 @@ def _in_float64(model):
             handle.remove()
 
 
-def _oracle(prefix: Path, model, config: dict, batch: dict, groups: list[str], kind: str) -> tuple[dict, dict]:
+def _oracle(prefix: Path, model, config: dict, batch: dict, groups: list[str],
+            kind: str) -> tuple[dict, dict]:
     """The TF1 graph's float64 outputs against `model`'s, also run in float64."""
     import torch
 
@@ -212,7 +215,8 @@ def _extras(source: Canonical, result: Canonical) -> dict[str, float]:
     return diffs
 
 
-def check_conversion(source: Canonical, result_path: Path, to: str, dtype: str, *, single_file: bool) -> CheckResult:
+def check_conversion(source: Canonical, result_path: Path, to: str, dtype: str, *,
+                     single_file: bool) -> CheckResult:
     batch = fixed_batch(source.config)
     kind = _narrowest(source, dtype)
     # One model in memory at a time, the result's first: mapped from its file, it leaves nothing
@@ -235,7 +239,8 @@ def check_conversion(source: Canonical, result_path: Path, to: str, dtype: str, 
     # result, with the written dtype's bound. Read TF1: it reads the source file, which the source
     # model holds exactly, and the result is held to the source model below.
     if to == "tf1":
-        oracle, oracle_bound = _oracle(result_path / "bert_model.ckpt", model, source.config, batch, groups, kind)
+        oracle, oracle_bound = _oracle(result_path / "bert_model.ckpt", model, source.config, batch, groups,
+                                       kind)
     elif source.format == "tf1" and source.source is not None:
         oracle, oracle_bound = _oracle(source.source, model, source.config, batch, groups, "exact")
     del model

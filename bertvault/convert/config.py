@@ -48,10 +48,11 @@ def normalize(config: dict, origin: str) -> dict:
     if model_type != "bert":
         raise ConversionError(f"{origin} describes a {model_type!r} model, not BERT")
     out = {**DEFAULTS, **config}
-    problems = [f"{origin} lacks {key}" for key in REQUIRED if not isinstance(out.get(key), int) or out[key] <= 0]
+    problems = [f"{origin} lacks {key}" for key in REQUIRED
+                if not isinstance(out.get(key), int) or out[key] <= 0]
     if not problems and out["hidden_size"] % out["num_attention_heads"]:
-        problems.append(f"{origin}: hidden_size {out['hidden_size']} is not a multiple of num_attention_heads "
-                        f"{out['num_attention_heads']}")
+        problems.append(f"{origin}: hidden_size {out['hidden_size']} is not a multiple of "
+                        f"num_attention_heads {out['num_attention_heads']}")
     if problems:
         raise ConversionError(problems)
     return out
@@ -78,8 +79,8 @@ def disagreements(config: dict, arch: Architecture) -> list[str]:
         "num_hidden_layers": arch.layers, "hidden_size": arch.hidden, "num_attention_heads": arch.heads,
         "intermediate_size": arch.intermediate, "vocab_size": arch.vocab_size,
     }
-    return [f"{key} is {config.get(key)} in the config but {value} in the manifest" for key, value in pairs.items()
-            if config.get(key) != value]
+    return [f"{key} is {config.get(key)} in the config but {value} in the manifest"
+            for key, value in pairs.items() if config.get(key) != value]
 
 
 def read_config_file(path: Path) -> dict:
@@ -92,7 +93,8 @@ def read_config_file(path: Path) -> dict:
 
 def finalize(config: dict, groups: list[str], num_labels: int | None) -> dict:
     """The config.json to write for a checkpoint with these groups."""
-    out = {k: v for k, v in config.items() if k not in ("architectures", "id2label", "label2id", "num_labels")}
+    out = {k: v for k, v in config.items()
+           if k not in ("architectures", "id2label", "label2id", "num_labels")}
     present = set(groups)
     out["architectures"] = [next((cls for need, cls in ARCHITECTURES if need <= present), "BertModel")]
     if num_labels and "classifier" in present:

@@ -51,7 +51,8 @@ def tf1_forward(get: Callable[[str], np.ndarray], config: dict, batch: dict, gro
     size = config["hidden_size"] // heads
 
     words = var("bert/embeddings/word_embeddings")
-    x = words[ids] + var("bert/embeddings/position_embeddings")[:length] + var("bert/embeddings/token_type_embeddings")[types]
+    x = (words[ids] + var("bert/embeddings/position_embeddings")[:length]
+         + var("bert/embeddings/token_type_embeddings")[types])
     x = layer_norm(x, "bert/embeddings/LayerNorm")
     blocked = (1.0 - mask.to(torch.float64))[:, None, None, :] * -10000.0
     hidden = [x]
@@ -64,16 +65,19 @@ def tf1_forward(get: Callable[[str], np.ndarray], config: dict, batch: dict, gro
         q, k, v = (split(dense(x, f"{scope}/attention/self/{p}")) for p in ("query", "key", "value"))
         probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(size) + blocked, dim=-1)
         context = (probs @ v).transpose(1, 2).reshape(batch_size, length, heads * size)
-        attention = layer_norm(dense(context, f"{scope}/attention/output/dense") + x, f"{scope}/attention/output/LayerNorm")
-        x = layer_norm(dense(act(dense(attention, f"{scope}/intermediate/dense")), f"{scope}/output/dense") + attention,
-                       f"{scope}/output/LayerNorm")
+        attention = layer_norm(dense(context, f"{scope}/attention/output/dense") + x,
+                               f"{scope}/attention/output/LayerNorm")
+        intermediate = act(dense(attention, f"{scope}/intermediate/dense"))
+        x = layer_norm(dense(intermediate, f"{scope}/output/dense") + attention, f"{scope}/output/LayerNorm")
         hidden.append(x)
     out = {"hidden": torch.stack(hidden)}
     if "pooler" in groups:
         out["pooled"] = torch.tanh(dense(x[:, 0], "bert/pooler/dense"))
     if "mlm" in groups:
-        t = layer_norm(act(dense(x, "cls/predictions/transform/dense")), "cls/predictions/transform/LayerNorm")
+        t = layer_norm(act(dense(x, "cls/predictions/transform/dense")),
+                       "cls/predictions/transform/LayerNorm")
         out["mlm"] = t @ words.T + var("cls/predictions/output_bias")
     if "nsp" in groups and "pooler" in groups:
-        out["nsp"] = out["pooled"] @ var("cls/seq_relationship/output_weights").T + var("cls/seq_relationship/output_bias")
+        out["nsp"] = (out["pooled"] @ var("cls/seq_relationship/output_weights").T
+                      + var("cls/seq_relationship/output_bias"))
     return out

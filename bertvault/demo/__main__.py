@@ -39,7 +39,8 @@ def losses(metrics: Path) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
@@ -63,13 +64,15 @@ def main() -> None:
     bertvault(
         "pretrain", "--from", "bert-demo-tiny", "--data", str(CORPUS), "--out", str(work / "pretrain"),
         "--steps", str(args.steps), "--batch-size", "16", "--seq-len", "64", "--max-predictions", "10",
-        "--lr", "1e-3", "--warmup", "4", "--log-every", "5", "--save-every", str(args.steps // 2), "--seed", "7",
+        "--lr", "1e-3", "--warmup", "4", "--log-every", "5", "--save-every", str(args.steps // 2),
+        "--seed", "7",
         env=env,
     )
     bertvault(
         "finetune", "--from", str(work / "pretrain" / "model"), "--task", "classification",
         "--train", str(train_tsv), "--eval", str(dev_tsv), "--out", str(work / "finetune"),
-        "--epochs", "10", "--lr", "5e-3", "--dropout", "0", "--batch-size", "16", "--max-seq-len", "32", "--seed", "7",
+        "--epochs", "10", "--lr", "5e-3", "--dropout", "0", "--batch-size", "16", "--max-seq-len", "32",
+        "--seed", "7",
         env=env,
     )
 
@@ -78,7 +81,8 @@ def main() -> None:
     print("\nSummary")
     print(f"  pulled     {work / 'cache' / 'artifacts' / 'bert-demo-tiny'}  (sha256 verified)")
     print(f"  converted  {work / 'cache' / 'converted' / 'bert-demo-tiny' / 'safetensors'}")
-    print(f"  pretrained {work / 'pretrain' / 'model'}  loss {pretrain_losses[0]:.3f} -> {pretrain_losses[-1]:.3f}")
+    print(f"  pretrained {work / 'pretrain' / 'model'}"
+          f"  loss {pretrain_losses[0]:.3f} -> {pretrain_losses[-1]:.3f}")
     accuracy = finetune_metrics["scores"]["accuracy"]
     labels = [line.rsplit("\t", 1)[1] for line in dev_tsv.read_text().splitlines()[1:]]
     majority = max(labels.count(label) for label in set(labels)) / len(labels)

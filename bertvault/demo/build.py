@@ -46,7 +46,8 @@ def build_vocab(corpus: Path = CORPUS, min_count: int = 1) -> list[str]:
     for word in (w for group in LEXICON.values() for w in group):
         words[word] += min_count
     chars = sorted({c for w in words for c in w})
-    frequent = sorted((w for w, n in words.items() if n >= min_count and len(w) > 1), key=lambda w: (-words[w], w))
+    frequent = sorted((w for w, n in words.items() if n >= min_count and len(w) > 1),
+                      key=lambda w: (-words[w], w))
     return [*SPECIAL, *chars, *(f"##{c}" for c in chars), *frequent]
 
 
@@ -82,7 +83,8 @@ def build(out: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     default = Path(__file__).resolve().parents[2] / "manifests" / "mirror" / "bert-demo-tiny.zip"
     parser.add_argument("--out", type=Path, default=default)
     args = parser.parse_args()

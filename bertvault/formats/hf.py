@@ -32,7 +32,9 @@ def read(folder: Path) -> TensorSource:
 
 def write(dest: Path, job: WriteJob) -> None:
     if job.vocab_path is None:
-        raise ConversionError("an hf model folder needs vocab.txt and none was found beside the source; pass --vocab FILE")
+        raise ConversionError(
+            "an hf model folder needs vocab.txt and none was found beside the source; pass --vocab FILE"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     safetensors.write_weights(dest, job)
     sidecars.write_hf_config(dest, job.config)

@@ -74,7 +74,8 @@ def write(dest: Path, job: WriteJob) -> None:
         names.append(name)
         values.append(tf.convert_to_tensor(tensor.load()))
     prefix = dest / PREFIX
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=values)
     del values
     (dest / "checkpoint").write_text(
         f'model_checkpoint_path: "{PREFIX}"\nall_model_checkpoint_paths: "{PREFIX}"\n', encoding="utf-8"

@@ -15,7 +15,8 @@ from pathlib import Path
 from bertvault.formats.vocab import read_vocab
 
 SPECIAL_TOKENS = {
-    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
+    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
 }
 
 

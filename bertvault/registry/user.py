@@ -52,7 +52,9 @@ def files_from_urls(urls: list[str], hashes: list[str]) -> list[dict]:
             raise ManifestError(f"URL {url!r} names no file; give the URL of a file, not a folder")
         files.setdefault(name, {"path": name, "urls": []})["urls"].append(url)
     if hashes and len(hashes) != len(files):
-        raise ManifestError(f"{len(hashes)} --sha256 values for {len(files)} files; give one per file, in order")
+        raise ManifestError(
+            f"{len(hashes)} --sha256 values for {len(files)} files; give one per file, in order"
+        )
     for spec, digest in zip(files.values(), hashes):
         spec["sha256"] = digest
     return list(files.values())
@@ -105,7 +107,9 @@ def parse_arch(spec: str) -> dict:
     if parts[-1] in ("cased", "uncased"):
         parts = parts[:-1]
     if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts):
-        raise ManifestError(f"--arch {spec!r}: expected LAYERS-HIDDEN-HEADS[-VOCAB][-cased], e.g. 12-768-12-30522")
+        raise ManifestError(
+            f"--arch {spec!r}: expected LAYERS-HIDDEN-HEADS[-VOCAB][-cased], e.g. 12-768-12-30522"
+        )
     layers, hidden, heads, *vocab = (int(p) for p in parts)
     return {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": 4 * hidden,
             "vocab_size": vocab[0] if vocab else 30522, "cased": cased}
