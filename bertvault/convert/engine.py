@@ -60,8 +60,8 @@ def plan_read(keymap: KeyMap, entries: Mapping[str, Entry], loader: Callable[[st
               config: dict) -> tuple[dict[str, LazyTensor], ReadReport]:
     """Source tensors (by their own names) -> canonical tensors, nothing read yet."""
     schema = load_schema()
-    _refuse_marked(schema, entries)
     reading = _Reading(keymap, loader, schema, config["num_hidden_layers"], shape_symbols(config))
+    _refuse_marked(schema, entries)
     for raw in sorted(entries):
         reading.take(raw, entries[raw])
     reading.tell_unknown()
