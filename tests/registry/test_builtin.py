@@ -41,8 +41,10 @@ def published_urls() -> list[str]:
         AZURE + "public/models/bert_large_uncased_original/bert_encoder_epoch_200.pt",
         AZURE + "public/models/bert_base_uncased_original/bert_encoder_epoch_0300.pt",
         AZURE + "public2/bert_data.tar.gz",
-        *(AZURE + f"public2/data/preprocessed/512/wiki_pretrain/wikipedia_segmented_part_{i}.bin" for i in range(99)),
-        *(AZURE + f"public/data/preprocessed/512/wiki_pretrain/wikipedia_segmented_part_{i}.bin" for i in range(99)),
+        *(AZURE + f"public2/data/preprocessed/512/wiki_pretrain/wikipedia_segmented_part_{i}.bin"
+          for i in range(99)),
+        *(AZURE + f"public/data/preprocessed/512/wiki_pretrain/wikipedia_segmented_part_{i}.bin"
+          for i in range(99)),
         *(GOOGLE + z for z in TF1_ZIPS),
         *(GOOGLE + f"2020_02_20/uncased_L-{l}_H-{h}_A-{h // 64}.zip" for l, h in SMALL),
         GOOGLE + "2020_02_20/all_bert_models.zip",
@@ -99,16 +101,21 @@ def test_facts_of_key_artifacts() -> None:
     assert len(shards) == 99 and all(len(f.urls) == 2 and "/public2/" in f.urls[0] for f in shards)
     multi = registry.get("multi_cased")
     assert multi.architecture.vocab_size == 119547 and multi.architecture.cased
-    assert registry.same_weights("multi_cased") == ["bert-base-multilingual-cased", "tf2-multi_cased_L-12_H-768_A-12"]
+    assert registry.same_weights("multi_cased") == ["bert-base-multilingual-cased",
+                                                    "tf2-multi_cased_L-12_H-768_A-12"]
     assert "multi_cased_L-12_H-768_A-12" in registry.same_weights("bert-base-multilingual-cased")
 
 
 def test_only_real_hashes_are_pinned() -> None:
     """The only published sha256 values are the three of bert-base-uncased on the Hub; the demo
     checkpoint is the project's own, rebuilt byte for byte by tests/demo."""
-    pinned = {(a.name, f.path): f.sha256 for a in load_registry() for f in a.files if f.sha256 and a.name != "bert-demo-tiny"}
+    pinned = {(a.name, f.path): f.sha256 for a in load_registry() for f in a.files
+              if f.sha256 and a.name != "bert-demo-tiny"}
     assert pinned == {
-        ("bert-base-uncased", "model.safetensors"): "68d45e234eb4a928074dfd868cead0219ab85354cc53d20e772753c6bb9169d3",
-        ("bert-base-uncased", "pytorch_model.bin"): "097417381d6c7230bd9e3557456d726de6e83245ec8b24f529f60198a67b203a",
-        ("bert-base-uncased", "tf_model.h5"): "a7a17d6d844b5de815ccab5f42cad6d24496db3850a2a43d8258221018ce87d2",
+        ("bert-base-uncased", "model.safetensors"):
+            "68d45e234eb4a928074dfd868cead0219ab85354cc53d20e772753c6bb9169d3",
+        ("bert-base-uncased", "pytorch_model.bin"):
+            "097417381d6c7230bd9e3557456d726de6e83245ec8b24f529f60198a67b203a",
+        ("bert-base-uncased", "tf_model.h5"):
+            "a7a17d6d844b5de815ccab5f42cad6d24496db3850a2a43d8258221018ce87d2",
     }
