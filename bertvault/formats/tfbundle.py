@@ -117,24 +117,24 @@ class BundleEntry:
     crc32c: int | None
 
 
-# BundleEntryProto (tensorflow/core/protobuf/tensor_bundle.proto): the fields that are one number
-_SCALARS = {1: "dtype", 3: "shard", 4: "offset", 5: "size", 6: "crc32c"}
-_SHAPE, _SLICES = 2, 7
+# BundleEntryProto's field numbers (tensorflow/core/protobuf/tensor_bundle.proto)
+_DTYPE, _SHAPE, _SHARD, _OFFSET, _SIZE, _CRC32C, _SLICES = range(1, 8)
 
 
 def _entry(value: bytes) -> BundleEntry:
-    scalars: dict[str, int | None] = {"dtype": 0, "shard": 0, "offset": 0, "size": 0, "crc32c": None}
+    found: dict[int, int] = {}  # the fields that are one number; the last one given counts
     shape: list[int] = []
     for number, field in _proto_fields(value):
-        if number in _SCALARS:
-            scalars[_SCALARS[number]] = field  # type: ignore[assignment]
-        elif number == _SHAPE:
+        if number == _SHAPE:
             shape.extend(_dims(field))  # type: ignore[arg-type]
         elif number == _SLICES:
             raise Unsupported("partitioned (sliced) variable")
-    name = _DTYPES.get(scalars.pop("dtype"))  # type: ignore[arg-type]
+        else:
+            found[number] = field  # type: ignore[assignment]
+    name = _DTYPES.get(found.get(_DTYPE, 0))
     np_dtype = (bfloat16() if name == "bfloat16" else np.dtype(name)) if name else np.dtype(object)
-    return BundleEntry(np_dtype, tuple(shape), **scalars)  # type: ignore[arg-type]
+    return BundleEntry(np_dtype, tuple(shape), found.get(_SHARD, 0), found.get(_OFFSET, 0),
+                       found.get(_SIZE, 0), found.get(_CRC32C))
 
 
 def _dims(shape: bytes) -> list[int]:
