@@ -1,6 +1,7 @@
 """Benchmark `bertvault convert` on a BERT-large-shaped TF1 checkpoint (random weights, google's names).
 
-    python benchmarks/bench_convert.py [--runs 3] [--cases tf1-st,tf1-st-check,hf,st-pt,pt-st] [--skip-hf] [--keep]
+    python benchmarks/bench_convert.py [--runs 3] [--cases tf1-st,tf1-st-check,hf,st-pt,pt-st] [--skip-hf]
+                                       [--keep] [--baseline CHECKOUT]
 
 Measures wall time, CPU time (user + sys) and peak RSS (from /usr/bin/time -v of each child process) for:
   * TF1 -> safetensors with bertvault, against
@@ -31,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import as_installed
@@ -51,7 +53,8 @@ folder, config = sys.argv[1], json.loads(sys.argv[2])
 H, I, V = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
 shapes = {"bert/embeddings/word_embeddings": [V, H], "bert/embeddings/position_embeddings": [512, H],
           "bert/embeddings/token_type_embeddings": [2, H], "bert/embeddings/LayerNorm/gamma": [H],
-          "bert/embeddings/LayerNorm/beta": [H], "bert/pooler/dense/kernel": [H, H], "bert/pooler/dense/bias": [H],
+          "bert/embeddings/LayerNorm/beta": [H], "bert/pooler/dense/kernel": [H, H],
+          "bert/pooler/dense/bias": [H],
           "cls/predictions/transform/dense/kernel": [H, H], "cls/predictions/transform/dense/bias": [H],
           "cls/predictions/transform/LayerNorm/gamma": [H], "cls/predictions/transform/LayerNorm/beta": [H],
           "cls/predictions/output_bias": [V], "cls/seq_relationship/output_weights": [2, H],
@@ -125,7 +128,8 @@ def measure(jobs: list[tuple[str, list[str], object]], runs: int, env: dict | No
         result = {"label": label, "seconds": statistics.median(walls), "all_seconds": walls,
                   "cpu_seconds": statistics.median(cpus), "all_cpu_seconds": cpus,
                   "peak_rss": max(t["rss"] for t in taken)}
-        print(f"  {label:46} {result['seconds']:7.2f} s wall (best {min(walls):5.2f})  {result['cpu_seconds']:7.2f} s CPU"
+        print(f"  {label:46} {result['seconds']:7.2f} s wall (best {min(walls):5.2f})"
+              f"  {result['cpu_seconds']:7.2f} s CPU"
               f"   peak RSS {result['peak_rss'] / 2**20:7.0f} MiB", flush=True)
         results.append(result)
     return results
@@ -143,7 +147,8 @@ def remove(*paths: Path):
 
 def hf_venv() -> Path | None:
     python = VENV / "bin" / "python"
-    check = [str(python), "-c", "import transformers, torch, tensorflow; assert transformers.__version__ < '5'"]
+    check = [str(python), "-c",
+             "import transformers, torch, tensorflow; assert transformers.__version__ < '5'"]
     if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return python
     print(f"building {VENV} (transformers<5, torch 2.13.0, tensorflow-cpu) ...", flush=True)
@@ -152,15 +157,146 @@ def hf_venv() -> Path | None:
                "transformers<5", "torch==2.13.0", "tensorflow-cpu"]
     if (subprocess.run(install, check=False).returncode != 0
             or subprocess.run(check, capture_output=True, check=False).returncode != 0):
-        print("could not build the transformers<5 virtualenv; skipping the Hugging Face comparison", flush=True)
+        print("could not build the transformers<5 virtualenv; skipping the Hugging Face comparison",
+              flush=True)
         return None
     return python
 
 
-CASES = ("tf1-st", "tf1-st-check", "hf", "st-pt", "pt-st")
+@dataclass
+class Bench:
+    """What every case needs: the options, the checkpoint, the commands' shared parts, the results."""
+
+    args: argparse.Namespace
+    prefix: Path
+    data: Path
+    results: dict
+    out: Path = BENCH / "out"
+    # The source's sha256 for the provenance record is remembered in BERTVAULT_HOME (keyed by the
+    # file's stat), as it would be after a pull; "first sight" runs use an empty home every time.
+    home: Path = BENCH / "home"
+    st_ready: bool = False
+
+    @property
+    def bertvault(self) -> list[str]:
+        return ["env", f"BERTVAULT_HOME={self.home}", sys.executable, "-m", "bertvault"]
+
+    @property
+    def st_dir(self) -> Path:
+        return self.out / "bertvault-st"
+
+    @property
+    def st_file(self) -> Path:
+        return self.st_dir / "model.safetensors"
+
+    @property
+    def pt_file(self) -> Path:
+        return self.out / "model.bin"
+
+    @property
+    def to_st(self) -> list[str]:
+        return [*self.bertvault, "convert", str(self.prefix), "--to", "safetensors",
+                "--out", str(self.st_dir)]
+
+    @property
+    def to_pt(self) -> list[str]:
+        return [*self.bertvault, "convert", str(self.st_file), "--to", "pt", "--out", str(self.pt_file),
+                "--no-check"]
+
+    def first_sight(self, job: tuple[str, list[str], object]) -> tuple[str, list[str], object]:
+        label, cmd, cleanup = job
+        cold_home = self.out / "cold-home"
+        cold = [f"BERTVAULT_HOME={cold_home}" if part == f"BERTVAULT_HOME={self.home}" else part
+                for part in cmd]
+        return f"{label} [first sight]", cold, lambda: (cleanup(), remove(cold_home)())
+
+    def with_baseline(self, label: str, cmd: list[str], cleanup) -> list[tuple[str, list[str], object]]:
+        """The job, and the same command run from the --baseline checkout (python -m takes the cwd's
+        package)."""
+        jobs = [(label, cmd, cleanup)]
+        if self.args.baseline is not None:
+            elsewhere = ["env", "-C", str(self.args.baseline.resolve()), *cmd]
+            jobs.append((f"{label} [baseline]", elsewhere, cleanup))
+        return jobs
+
+    def record(self, keys: list[str], measured: list[dict]) -> None:
+        for key, result in zip(keys, measured):
+            self.results[key] = result
+        if self.args.baseline is not None:  # the baseline twin of the last job (the bertvault one)
+            self.results[f"{keys[-1]}_baseline"] = measured[len(keys)]
+
+    def measure_against(self, keys: list[str], baseline: tuple[str, list[str], object],
+                        job: tuple[str, list[str], object]) -> None:
+        """`job` beside its `cp` baseline, at first sight and warm (and from --baseline)."""
+        jobs = [baseline, self.first_sight(job), *self.with_baseline(*job)]
+        self.record(keys, measure(jobs, self.args.runs))
+
+    def st_source(self) -> None:
+        """The safetensors file that the st-pt and pt-st cases start from."""
+        if self.st_ready:
+            return
+        print("safetensors <-> pt", flush=True)
+        if not self.st_file.exists():
+            subprocess.run([*self.to_st, "--no-check"], check=True, capture_output=True)
+        self.st_ready = True
 
 
-def main() -> None:
+def tf1_to_st(bench: Bench) -> None:
+    print("TF1 -> safetensors", flush=True)
+    copy_dir = bench.out / "cp"
+    cp_tf1 = ("cp (same bytes)", ["cp", str(bench.data), f"{bench.prefix}.index", str(copy_dir)],
+              lambda: (remove(copy_dir)(), copy_dir.mkdir()))
+    job = ("bertvault convert --to safetensors --no-check", [*bench.to_st, "--no-check"],
+           remove(bench.st_dir))
+    bench.measure_against(["cp_tf1", "bertvault_tf1_to_st_first_sight", "bertvault_tf1_to_st"], cp_tf1, job)
+
+
+def tf1_to_st_checked(bench: Bench) -> None:
+    bench.record(["bertvault_tf1_to_st_checked"], measure(
+        bench.with_baseline("bertvault convert --to safetensors --check", [*bench.to_st, "--check"],
+                            remove(bench.st_dir)),
+        max(1, bench.args.runs // 2)))
+
+
+def hf_tf1_to_st(bench: Bench) -> None:
+    python = hf_venv()
+    if python is None:
+        return
+    hf_dir = bench.out / "hf4"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    (bench.results["hf_tf1_to_st"],) = measure(
+        [("transformers<5 TF->PyTorch + safetensors save",
+          [str(python), "-c", HF_CONVERT, str(bench.prefix), str(CKPT / "bert_config.json"), str(hf_dir)],
+          remove(hf_dir))], bench.args.runs, env)
+
+
+def st_to_pt(bench: Bench) -> None:
+    bench.st_source()
+    copied = bench.out / "cp.safetensors"
+    cp_st = ("cp model.safetensors", ["cp", str(bench.st_file), str(copied)], remove(copied))
+    job = ("bertvault safetensors -> pt", bench.to_pt, remove(bench.pt_file))
+    bench.measure_against(["cp_st", "bertvault_st_to_pt_first_sight", "bertvault_st_to_pt"], cp_st, job)
+
+
+def pt_to_st(bench: Bench) -> None:
+    bench.st_source()
+    if not bench.pt_file.exists():
+        subprocess.run(bench.to_pt, check=True, capture_output=True)
+    st_again, copied = bench.out / "again.safetensors", bench.out / "cp.bin"
+    cp_pt = ("cp model.bin", ["cp", str(bench.pt_file), str(copied)], remove(copied))
+    cmd = [*bench.bertvault, "convert", str(bench.pt_file), "--to", "safetensors", "--out", str(st_again),
+           "--no-check", "--config", str(bench.st_dir / "config.json")]
+    job = ("bertvault pt -> safetensors", cmd, remove(st_again))
+    bench.measure_against(["cp_pt", "bertvault_pt_to_st_first_sight", "bertvault_pt_to_st"], cp_pt, job)
+
+
+CASES = {"tf1-st": tf1_to_st, "tf1-st-check": tf1_to_st_checked, "hf": hf_tf1_to_st, "st-pt": st_to_pt,
+         "pt-st": pt_to_st}
+GOALS = {"tf1_to_st_vs_cp_time": 3.0, "st_to_pt_vs_cp_time": 2.0, "pt_to_st_vs_cp_time": 2.0,
+         "tf1_to_st_vs_hf_time": 0.5, "tf1_to_st_vs_hf_peak_rss": 0.6}
+
+
+def parse_args() -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES),
@@ -168,17 +304,20 @@ def main() -> None:
     parser.add_argument("--skip-hf", action="store_true", help="same as leaving `hf` out of --cases")
     parser.add_argument("--keep", action="store_true", help="keep the outputs in .bench/out")
     parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
-                        help="also run `python -m bertvault` from another checkout (e.g. `git archive` of an older "
-                             "commit, unpacked), interleaved with this one, for before/after figures")
+                        help="also run `python -m bertvault` from another checkout (e.g. `git archive` of an "
+                             "older commit, unpacked), interleaved with this one, for before/after figures")
     args = parser.parse_args()
-    as_installed()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     if args.skip_hf and "hf" in cases:
         cases.remove("hf")
+    return args, cases
 
+
+def checkpoint() -> tuple[Path, Path, int]:
+    """The BERT-large-shaped TF1 checkpoint, written on first use: its prefix, data file and size."""
     prefix = CKPT / "bert_model.ckpt"
     if not Path(f"{prefix}.index").exists():
         print(f"writing a BERT-large-shaped TF1 checkpoint to {CKPT} ...", flush=True)
@@ -186,82 +325,13 @@ def main() -> None:
     data = next(CKPT.glob("bert_model.ckpt.data-*"))
     size = data.stat().st_size + Path(f"{prefix}.index").stat().st_size
     print(f"checkpoint: {size / 1e9:.2f} GB of TF1 variables in {CKPT}", flush=True)
-    out = BENCH / "out"
-    out.mkdir(exist_ok=True)
-    # The source's sha256 for the provenance record is remembered in BERTVAULT_HOME (keyed by the
-    # file's stat), as it would be after a pull; "first sight" runs use an empty home every time.
-    home, cold_home = BENCH / "home", out / "cold-home"
-    bertvault = ["env", f"BERTVAULT_HOME={home}", sys.executable, "-m", "bertvault"]
+    return prefix, data, size
 
-    def first_sight(job: tuple[str, list[str], object]) -> tuple[str, list[str], object]:
-        label, cmd, cleanup = job
-        cold = [f"BERTVAULT_HOME={cold_home}" if part == f"BERTVAULT_HOME={home}" else part for part in cmd]
-        return f"{label} [first sight]", cold, lambda: (cleanup(), remove(cold_home)())
-    results: dict = {"checkpoint_bytes": size, "runs": args.runs, "cases": cases}
 
-    def with_baseline(label: str, cmd: list[str], cleanup) -> list[tuple[str, list[str], object]]:
-        """The job, and the same command run from the --baseline checkout (python -m takes the cwd's package)."""
-        jobs = [(label, cmd, cleanup)]
-        if args.baseline is not None:
-            jobs.append((f"{label} [baseline]", ["env", "-C", str(args.baseline.resolve()), *cmd], cleanup))
-        return jobs
-
-    def record(keys: list[str], measured: list[dict]) -> None:
-        for key, result in zip(keys, measured):
-            results[key] = result
-        if args.baseline is not None:  # the baseline twin of the last job (the bertvault one)
-            results[f"{keys[-1]}_baseline"] = measured[len(keys)]
-    subprocess.run(["cat", str(data), str(prefix) + ".index"], stdout=subprocess.DEVNULL, check=True)  # warm cache
-
-    st_dir = out / "bertvault-st"
-    to_st = [*bertvault, "convert", str(prefix), "--to", "safetensors", "--out", str(st_dir)]
-    copy_dir = out / "cp"
-    cp_tf1 = ("cp (same bytes)", ["cp", str(data), f"{prefix}.index", str(copy_dir)],
-              lambda: (remove(copy_dir)(), copy_dir.mkdir()))
-    if "tf1-st" in cases:
-        print("TF1 -> safetensors", flush=True)
-        job = ("bertvault convert --to safetensors --no-check", [*to_st, "--no-check"], remove(st_dir))
-        record(["cp_tf1", "bertvault_tf1_to_st_first_sight", "bertvault_tf1_to_st"],
-               measure([cp_tf1, first_sight(job), *with_baseline(*job)], args.runs))
-    if "tf1-st-check" in cases:
-        record(["bertvault_tf1_to_st_checked"], measure(
-            with_baseline("bertvault convert --to safetensors --check", [*to_st, "--check"], remove(st_dir)),
-            max(1, args.runs // 2)))
-    if "hf" in cases:
-        python = hf_venv()
-        if python is not None:
-            hf_dir = out / "hf4"
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            (results["hf_tf1_to_st"],) = measure(
-                [("transformers<5 TF->PyTorch + safetensors save",
-                  [str(python), "-c", HF_CONVERT, str(prefix), str(CKPT / "bert_config.json"), str(hf_dir)],
-                  remove(hf_dir))], args.runs, env)
-
-    st_file = st_dir / "model.safetensors"
-    pt_file = out / "model.bin"
-    st_again = out / "again.safetensors"
-    to_pt = [*bertvault, "convert", str(st_file), "--to", "pt", "--out", str(pt_file), "--no-check"]
-    if {"st-pt", "pt-st"} & set(cases):
-        print("safetensors <-> pt", flush=True)
-        if not st_file.exists():
-            subprocess.run([*to_st, "--no-check"], check=True, capture_output=True)
-    if "st-pt" in cases:
-        job = ("bertvault safetensors -> pt", to_pt, remove(pt_file))
-        record(["cp_st", "bertvault_st_to_pt_first_sight", "bertvault_st_to_pt"], measure(
-            [("cp model.safetensors", ["cp", str(st_file), str(out / "cp.safetensors")], remove(out / "cp.safetensors")),
-             first_sight(job), *with_baseline(*job)], args.runs))
-    if "pt-st" in cases:
-        if not pt_file.exists():
-            subprocess.run(to_pt, check=True, capture_output=True)
-        job = ("bertvault pt -> safetensors", [*bertvault, "convert", str(pt_file), "--to", "safetensors", "--out",
-                                                str(st_again), "--no-check", "--config", str(st_dir / "config.json")],
-               remove(st_again))
-        record(["cp_pt", "bertvault_pt_to_st_first_sight", "bertvault_pt_to_st"], measure(
-            [("cp model.bin", ["cp", str(pt_file), str(out / "cp.bin")], remove(out / "cp.bin")),
-             first_sight(job), *with_baseline(*job)], args.runs))
-
+def ratios_of(results: dict) -> dict[str, float]:
     ratios: dict[str, float] = {}
-    pairs = {"tf1_to_st_vs_cp": ("bertvault_tf1_to_st", "cp_tf1"), "st_to_pt_vs_cp": ("bertvault_st_to_pt", "cp_st"),
+    pairs = {"tf1_to_st_vs_cp": ("bertvault_tf1_to_st", "cp_tf1"),
+             "st_to_pt_vs_cp": ("bertvault_st_to_pt", "cp_st"),
              "pt_to_st_vs_cp": ("bertvault_pt_to_st", "cp_pt")}
     for key, (ours, base) in pairs.items():
         for suffix in ("", "_first_sight", "_baseline"):
@@ -270,23 +340,40 @@ def main() -> None:
                 ratios[f"{key}_time{suffix}"] = mine["seconds"] / results[base]["seconds"]
                 # Best of the runs against best of the runs: this VM has a slow mode (a run's system
                 # time up to 7x, at random, for cp too); the best runs show what the work itself costs.
-                ratios[f"{key}_best_time{suffix}"] = min(mine["all_seconds"]) / min(results[base]["all_seconds"])
+                best = min(mine["all_seconds"]) / min(results[base]["all_seconds"])
+                ratios[f"{key}_best_time{suffix}"] = best
                 ratios[f"{key}_cpu{suffix}"] = mine["cpu_seconds"] / max(results[base]["cpu_seconds"], 1e-3)
     if results.get("hf_tf1_to_st") and "bertvault_tf1_to_st" in results:
         ours, hf = results["bertvault_tf1_to_st"], results["hf_tf1_to_st"]
         ratios |= {"tf1_to_st_vs_hf_time": ours["seconds"] / hf["seconds"],
                    "tf1_to_st_vs_hf_peak_rss": ours["peak_rss"] / hf["peak_rss"]}
-    results["ratios"] = ratios
-    goals = {"tf1_to_st_vs_cp_time": 3.0, "st_to_pt_vs_cp_time": 2.0, "pt_to_st_vs_cp_time": 2.0,
-             "tf1_to_st_vs_hf_time": 0.5, "tf1_to_st_vs_hf_peak_rss": 0.6}
+    return ratios
+
+
+def print_ratios(ratios: dict[str, float]) -> None:
     print("ratios (goal; CPU-time ratios are for information):")
     for key, value in ratios.items():
-        goal = goals.get(key)
+        goal = GOALS.get(key)
         verdict = "" if goal is None else f"(<= {goal})  {'ok' if value <= goal else 'OVER'}"
         print(f"  {key:28} {value:6.2f}  {verdict}")
-    (BENCH / "bench_convert.json").write_text(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    args, cases = parse_args()
+    as_installed()
+    prefix, data, size = checkpoint()
+    bench = Bench(args, prefix, data, {"checkpoint_bytes": size, "runs": args.runs, "cases": cases})
+    bench.out.mkdir(exist_ok=True)
+    warm_cache = ["cat", str(data), str(prefix) + ".index"]
+    subprocess.run(warm_cache, stdout=subprocess.DEVNULL, check=True)
+    for name, run in CASES.items():
+        if name in cases:
+            run(bench)
+    bench.results["ratios"] = ratios_of(bench.results)
+    print_ratios(bench.results["ratios"])
+    (BENCH / "bench_convert.json").write_text(json.dumps(bench.results, indent=2))
     if not args.keep:
-        shutil.rmtree(out)
+        shutil.rmtree(bench.out)
 
 
 if __name__ == "__main__":

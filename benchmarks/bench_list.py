@@ -41,7 +41,8 @@ def main() -> None:
     print(f"python -c pass         median {med(bare):.3f} s")
     print(f"bertvault list         median {med(listed):.3f} s  (+{med(listed) - med(bare):.3f} s)")
     print(f"bertvault list --json  median {med(listed_json):.3f} s  (+{med(listed_json) - med(bare):.3f} s)")
-    print(f"goal: list within 0.300 s of bare start -> {'met' if med(listed) - med(bare) <= 0.3 else 'NOT met'}")
+    verdict = "met" if med(listed) - med(bare) <= 0.3 else "NOT met"
+    print(f"goal: list within 0.300 s of bare start -> {verdict}")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def build_corpus(path: Path, size_mb: float, unique_share: float, seed: int = 0)
         while written < target:
             doc = [rng.choice(sentences) for _ in range(rng.randint(5, 30))]
             if unique_share:
-                doc = [" ".join(w + "".join(rng.choices(string.ascii_lowercase, k=5)) if rng.random() < unique_share
-                                else w for w in line.split(" ")) for line in doc]
+                doc = [" ".join(w + "".join(rng.choices(string.ascii_lowercase, k=5))
+                                if rng.random() < unique_share else w
+                                for w in line.split(" ")) for line in doc]
             block = "\n".join(doc) + "\n\n"
             handle.write(block)
             written += len(block.encode("utf-8"))
@@ -81,7 +82,8 @@ def cpu_seconds() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=float, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--format", default="native", choices=prepare.FORMATS)
@@ -115,7 +117,8 @@ def main() -> None:
         print(f"BertTokenizerLegacy (pure Python, 1 process, tokenize only): {slow:.2f} MB/s "
               f"({slow_cpu:.2f} MB per CPU-s) on a {args.slow_slice_mb} MB slice -> "
               f"{size / 1e6 / slow:.0f} s extrapolated for the corpus")
-        print(f"speed-up, wall clock: {fast / slow:.1f}x (goal >= 20x); per CPU-second: {fast_cpu / slow_cpu:.1f}x; "
+        print(f"speed-up, wall clock: {fast / slow:.1f}x (goal >= 20x); "
+              f"per CPU-second: {fast_cpu / slow_cpu:.1f}x; "
               f"upper bound on {args.workers} idle cores: {fast_cpu * args.workers / slow_cpu:.1f}x")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -80,9 +80,9 @@ class Bench:
         return self.timed(["curl", "-s", "-o", str(self.scratch / "out.bin"), self.url(slow)])
 
     def aria2(self) -> float:
-        return self.timed(["aria2c", "-x8", "-s8", "-d", str(self.scratch), "-o", "out.bin", "--allow-overwrite=true",
-                           "--auto-file-renaming=false", "--console-log-level=warn", "--summary-interval=0",
-                           "--download-result=hide", self.url(slow=True)])
+        return self.timed(["aria2c", "-x8", "-s8", "-d", str(self.scratch), "-o", "out.bin",
+                           "--allow-overwrite=true", "--auto-file-renaming=false", "--console-log-level=warn",
+                           "--summary-interval=0", "--download-result=hide", self.url(slow=True)])
 
     def nginx_bytes(self) -> int:
         return self.nginx.bytes_sent("big.bin")
@@ -112,13 +112,15 @@ def bench_wall(b: Bench, rounds: int) -> dict:
     pulls, unsynced, curls = times["pull"], times["unsynced"], times["curl"]
     ratio = median(pulls) / median(curls)
     return {"bertvault_s": pulls, "bertvault_no_fsync_s": unsynced, "curl_s": curls, "ratio": round(ratio, 3),
-            "ratio_no_fsync": round(median(unsynced) / median(curls), 3), "goal": "<= 1.15", "met": ratio <= 1.15}
+            "ratio_no_fsync": round(median(unsynced) / median(curls), 3), "goal": "<= 1.15",
+            "met": ratio <= 1.15}
 
 
 def bench_rate(b: Bench, rounds: int) -> dict:
     one_range_each = str(-(-b.size // 8))
     times = interleaved({"pull": lambda: b.pull("bench-slow", "--connections", "8"), "aria2": b.aria2,
-                         "one_range": lambda: b.pull("bench-slow", "--connections", "8", "--chunk-size", one_range_each)},
+                         "one_range": lambda: b.pull("bench-slow", "--connections", "8",
+                                                     "--chunk-size", one_range_each)},
                         rounds)
     pulls, arias = times["pull"], times["aria2"]
     curls = [b.curl(slow=True)]  # ~20 s at 50 MB/s: once is enough
@@ -157,7 +159,8 @@ def bench_resume(b: Bench) -> dict:
     by_nginx = b.nginx_bytes() - before
     share = by_nginx / b.size
     return {"killed_at": round(written / b.size, 3), "second_run_fetched": fetched,
-            "second_run_nginx_bytes": by_nginx, "share": round(share, 3), "goal": "<= 0.55", "met": share <= 0.55}
+            "second_run_nginx_bytes": by_nginx, "share": round(share, 3), "goal": "<= 0.55",
+            "met": share <= 0.55}
 
 
 def bench_verify(b: Bench, rounds: int) -> dict:
@@ -168,7 +171,8 @@ def bench_verify(b: Bench, rounds: int) -> dict:
     ours, theirs = [], []
     for _ in range(rounds + 1):  # the first round warms the page cache
         started = time.perf_counter()
-        subprocess.run([*b.bertvault, "verify", "bench-fast"], env=b.env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*b.bertvault, "verify", "bench-fast"], env=b.env, check=True,
+                       stdout=subprocess.DEVNULL)
         ours.append(time.perf_counter() - started)
         started = time.perf_counter()
         subprocess.run(["sha256sum", str(blob)], check=True, stdout=subprocess.DEVNULL)
@@ -180,12 +184,14 @@ def bench_verify(b: Bench, rounds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", default="50m", help="nginx limit_rate for the rate and resume benchmarks")
     parser.add_argument("--only", default="wall,rate,resume,verify")
-    parser.add_argument("--scratch", type=Path, default=None, help="folder for the big files (default: a temp dir)")
+    parser.add_argument("--scratch", type=Path, default=None,
+                        help="folder for the big files (default: a temp dir)")
     args = parser.parse_args()
     as_installed()
     for tool in ("nginx", "curl", "aria2c", "sha256sum"):
@@ -196,8 +202,10 @@ def main() -> None:
     results: dict = {"size_bytes": bench.size, "cpus": os.cpu_count(), "load_before": os.getloadavg()}
     try:
         chosen = args.only.split(",")
-        runners = {"wall": lambda: bench_wall(bench, args.rounds), "rate": lambda: bench_rate(bench, args.rounds),
-                   "resume": lambda: bench_resume(bench), "verify": lambda: bench_verify(bench, args.rounds)}
+        runners = {"wall": lambda: bench_wall(bench, args.rounds),
+                   "rate": lambda: bench_rate(bench, args.rounds),
+                   "resume": lambda: bench_resume(bench),
+                   "verify": lambda: bench_verify(bench, args.rounds)}
         for name in chosen:
             results[name] = runners[name]()
             print(json.dumps({name: results[name]}), flush=True)

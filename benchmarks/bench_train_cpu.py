@@ -50,7 +50,8 @@ def make_model(folder: Path, vocab: Path, seq_len: int) -> Path:
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=sum(1 for _ in vocab.open()), hidden_size=256, num_hidden_layers=4,
-                        num_attention_heads=4, intermediate_size=1024, max_position_embeddings=max(512, seq_len))
+                        num_attention_heads=4, intermediate_size=1024,
+                        max_position_embeddings=max(512, seq_len))
     BertForPreTraining(config).save_pretrained(folder)
     shutil.copyfile(vocab, folder / "vocab.txt")
     (folder / "tokenizer_config.json").write_text('{"do_lower_case": true}')
@@ -127,7 +128,8 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args) -> list[tuple[floa
             real = item["masked_lm_weights"] > 0
             ids[item["masked_lm_positions"][real]] = item["masked_lm_ids"][real]
             return {"input_ids": ids, "token_type_ids": item["token_type_ids"],
-                    "attention_mask": item["attention_mask"], "next_sentence_label": item["next_sentence_label"]}
+                    "attention_mask": item["attention_mask"],
+                    "next_sentence_label": item["next_sentence_label"]}
 
     clock = Clock(args.batch_size * args.seq_len)
 
@@ -155,7 +157,8 @@ def summary(rates: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8, help="measured steps per run (after 2 warm-up steps)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each")
     parser.add_argument("--batch-size", type=int, default=32)

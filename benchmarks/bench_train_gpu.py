@@ -61,7 +61,8 @@ def pretrain(model: str, vocab: Path, data: Path, out: Path, args, batch_size: i
     cmd = [sys.executable, "-m", "bertvault", "pretrain", "--from", "scratch", "--config", model,
            "--vocab", str(vocab), "--data", str(data), "--out", str(out), "--steps", str(args.steps),
            "--batch-size", str(batch_size), "--seq-len", str(args.seq_len), "--max-predictions", "20",
-           "--precision", "bf16", "--device", args.device, "--log-every", str(args.log_every), "--save-every", "0",
+           "--precision", "bf16", "--device", args.device, "--log-every", str(args.log_every),
+           "--save-every", "0",
            "--workers", str(args.workers), "--nproc-per-node", str(args.nproc_per_node)]
     if args.compile:
         cmd.append("--compile")
@@ -78,7 +79,8 @@ def pretrain(model: str, vocab: Path, data: Path, out: Path, args, batch_size: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="base,large", help="comma-separated: base, large or L-H-A")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size-base", type=int, default=256, help="per GPU")
@@ -99,20 +101,23 @@ def main() -> None:
     if args.device == "cuda":
         if not torch.cuda.is_available():
             sys.exit("no CUDA GPU visible: this benchmark needs one (the CPU one is bench_train_cpu.py)")
-        print(f"GPU: {torch.cuda.get_device_name(0)} × {args.nproc_per_node}, torch {torch.__version__}", flush=True)
+        print(f"GPU: {torch.cuda.get_device_name(0)} × {args.nproc_per_node}, torch {torch.__version__}",
+              flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         os.environ["BERTVAULT_HOME"] = str(root / "home")
         vocab = synthetic_vocab(root / "vocab.txt")
-        data = prepare(synthetic_corpus(root / "corpus.txt", args.sentences), vocab, root / "data", args.seq_len)
+        corpus = synthetic_corpus(root / "corpus.txt", args.sentences)
+        data = prepare(corpus, vocab, root / "data", args.seq_len)
         results = []
         for model in args.models.split(","):
             batch = args.batch_size_large if model == "large" else args.batch_size_base
             result = pretrain(model, vocab, data, root / f"run-{model}", args, batch)
             results.append(result)
             mfu = "n/a (unknown GPU peak)" if result["mfu"] is None else f"{result['mfu']:.1%}"
-            print(f"BERT-{model:5} seq {args.seq_len} bf16 batch {batch}/GPU: {result['tokens_per_s']:>10,} tokens/s  "
+            print(f"BERT-{model:5} seq {args.seq_len} bf16 batch {batch}/GPU: "
+                  f"{result['tokens_per_s']:>10,} tokens/s  "
                   f"{result['sequences_per_s_per_gpu']:>8,.1f} seq/s/GPU  MFU {mfu}", flush=True)
     print(json.dumps(results))
 

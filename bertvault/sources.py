@@ -195,8 +195,8 @@ def _donor_vocab(chain: tuple[Artifact, ...], error: type[BertvaultError]) -> Pa
                 return vocab
         elif artifact is not chain[0]:
             raise error(
-                f"{chain[0].name} has no vocab of its own and takes it from {artifact.name}, which is not in the "
-                f"cache; run `bertvault pull {artifact.name}` first"
+                f"{chain[0].name} has no vocab of its own and takes it from {artifact.name}, "
+                f"which is not in the cache; run `bertvault pull {artifact.name}` first"
             )
     return None
 
@@ -246,8 +246,9 @@ def resolve(text: str, want: Want = "path", *, from_format: str | None = None,
     path, name = _locate(str(text))
     artifact = _artifact(name)
     source = Source(str(text), path, artifact, _chain(artifact))
-    if artifact is not None and not _is_cached(artifact.name) and not (want == "vocab" and len(source.chain) > 1):
-        raise _not_pulled(artifact.name)  # a vocab may come from a donor alone
+    from_donor = want == "vocab" and len(source.chain) > 1  # a vocab may come from a donor alone
+    if artifact is not None and not _is_cached(artifact.name) and not from_donor:
+        raise _not_pulled(artifact.name)
     if want == "checkpoint":
         _open_checkpoint(source, from_format)
         folder = source.checkpoint.folder if source.checkpoint else path
@@ -270,7 +271,9 @@ def _vocab_at(source: Source) -> Path:
     if found is None and source.chain:
         found = _donor_vocab(source.chain, ManifestError)
     if found is None:
-        raise DataError(f"no vocab.txt in {path}; pass the vocab file itself or a checkpoint folder holding one")
+        raise DataError(
+            f"no vocab.txt in {path}; pass the vocab file itself or a checkpoint folder holding one"
+        )
     return found
 
 
@@ -282,6 +285,6 @@ def _open_checkpoint(source: Source, from_format: str | None) -> None:
     if fmt is None and source.artifact is not None:
         fmt = formats.FROM_MANIFEST.get(source.artifact.format)
         if fmt is None:
-            raise ConversionError(f"{source.artifact.name} is a {source.artifact.format} artifact, not a checkpoint "
-                                  "bertvault converts")
+            raise ConversionError(f"{source.artifact.name} is a {source.artifact.format} artifact, "
+                                  "not a checkpoint bertvault converts")
     source.checkpoint = locate(source.path, fmt)

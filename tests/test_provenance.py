@@ -48,7 +48,8 @@ def test_info_on_a_path_without_record_is_one_line(tmp_path) -> None:
 def test_convert_writes_a_record_with_the_check(tmp_path) -> None:
     pulled = runner.invoke(app, ["pull", "bert-demo-tiny", "--progress", "none"])
     assert pulled.exit_code == 0, pulled.output
-    converted = runner.invoke(app, ["convert", "bert-demo-tiny", "--to", "safetensors", "--out", str(tmp_path / "st")])
+    converted = runner.invoke(app, ["convert", "bert-demo-tiny", "--to", "safetensors",
+                                    "--out", str(tmp_path / "st")])
     assert converted.exit_code == 0, converted.output
     record = read_record(tmp_path / "st")
     assert record["from_format"] == "tf1" and record["check"]["max_abs_diff"] == 0.0

@@ -163,7 +163,8 @@ def load_canonical(source: Source | str | Path, *, from_format: str | None = Non
         raise
 
 
-def _canonical(source: Source, opened: Opened, artifact: Artifact | None, config: Path | dict | None) -> Canonical:
+def _canonical(source: Source, opened: Opened, artifact: Artifact | None,
+               config: Path | dict | None) -> Canonical:
     spec = formats.get(opened.format)
     tensors = opened.tensors
     hf_config, origin = _config_for(opened, artifact, config)
@@ -183,7 +184,8 @@ def _canonical(source: Source, opened: Opened, artifact: Artifact | None, config
             f"{hf_config['vocab_size']}); use the vocab.txt that belongs to this checkpoint"
         )
     if tensors.metadata.get("bertvault.training_state"):
-        report.dropped["training state, not weights"] = tensors.metadata["bertvault.training_state"].split(", ")
+        state = tensors.metadata["bertvault.training_state"]
+        report.dropped["training state, not weights"] = state.split(", ")
     for reason, keys in report.dropped.items():
         log.info("dropped %d key(s), %s: %s", len(keys), reason, ", ".join(keys[:4]))
     return Canonical(canonical, hf_config, vocab_path, source.lowercase, report,

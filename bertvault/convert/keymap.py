@@ -68,7 +68,8 @@ class Pattern:
             elif part.kind == "choice":
                 table = choices[part.name]
                 tokens = table.keys() if side == "source" else table.values()
-                out.append(f"(?P<{part.name}>{'|'.join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))})")
+                longest_first = sorted(tokens, key=len, reverse=True)
+                out.append(f"(?P<{part.name}>{'|'.join(re.escape(t) for t in longest_first)})")
             else:
                 out.append(f"(?P<{part.name}>.*)")
         return re.compile("".join(out))
@@ -216,7 +217,9 @@ def _parse_ops(raw: list, where: str) -> tuple[Any, ...]:
         elif isinstance(op, dict) and set(op) == {"reshape"} and isinstance(op["reshape"], list):
             ops.append(("reshape", tuple(op["reshape"])))
         else:
-            raise ValueError(f"{where}: unknown op {op!r}; expected one of {sorted(_OPS)} or {{reshape = [...]}}")
+            raise ValueError(
+                f"{where}: unknown op {op!r}; expected one of {sorted(_OPS)} or {{reshape = [...]}}"
+            )
     return tuple(ops)
 
 

@@ -51,7 +51,9 @@ def default_output(canonical: Canonical, to: str) -> Path:
         stem = weights.name.split(".")[0]
         if spec.file_suffixes and not weights.name.endswith(".index.json"):
             candidate = weights.with_name(stem + spec.file_suffixes[0])
-            return candidate if candidate != weights else weights.with_name(f"{stem}-{to}{spec.file_suffixes[0]}")
+            if candidate != weights:
+                return candidate
+            return weights.with_name(f"{stem}-{to}{spec.file_suffixes[0]}")
         return weights.with_name(f"{stem}-{to}")
     folder = origin.path if origin.path.is_dir() else weights.parent
     return folder.parent / f"{folder.name}-{to}"
@@ -85,7 +87,8 @@ def save_canonical(canonical: Canonical, out: Path, to: str, *, dtype: str = "ke
     single_file = bool(spec.file_suffixes) and out.suffix in spec.file_suffixes
     _refuse_existing(out, force)
     _writable_place(out)
-    plan, left_out = plan_write(load_keymap(spec.keymap), canonical.tensors, canonical.config, drop_heads=drop_heads)
+    plan, left_out = plan_write(load_keymap(spec.keymap), canonical.tensors, canonical.config,
+                                drop_heads=drop_heads)
     cast = target_dtype(dtype)
     plan = [(name, tensor.cast(cast)) for name, tensor in plan]
     groups = [g for g in canonical.groups if g not in left_out]
@@ -130,7 +133,9 @@ def convert(source: Source | str | Path, to: str, *, out: Path | None = None, dt
     """
     spec = formats.get(to)
     if not spec.writable:
-        raise ConversionError(f"cannot write {to}: it is read-only; write one of {', '.join(formats.WRITABLE)}")
+        raise ConversionError(
+            f"cannot write {to}: it is read-only; write one of {', '.join(formats.WRITABLE)}"
+        )
     target_dtype(dtype)
     started = time.perf_counter()
     if not isinstance(source, Source):

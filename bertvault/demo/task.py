@@ -24,8 +24,8 @@ def sentence(rng: random.Random) -> tuple[str, int]:
     label = rng.randint(0, 1)
     negated = rng.random() < 0.25
     word = rng.choice(LEXICON["positive" if label != negated else "negative"])
-    words = [rng.choice(LEXICON["subjects"]), rng.choice(LEXICON["links"]), *(["not"] if negated else []), word,
-             rng.choice(LEXICON["tails"])]
+    words = [rng.choice(LEXICON["subjects"]), rng.choice(LEXICON["links"]), *(["not"] if negated else []),
+             word, rng.choice(LEXICON["tails"])]
     return " ".join(w for w in words if w) + " .", label
 
 

@@ -46,12 +46,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("tf1", "tf1", "google-research/bert TF1 checkpoint folder (bert_model.ckpt.*, bert_config.json, "
            "vocab.txt)", "tf1", True, "tf-bundle"),
     Format("tf2", "tf2", "TF2 Model Garden object-based checkpoint (read-only)", "tf2", False, "tf-bundle"),
-    Format("safetensors", "hf", "safetensors state dict, single or sharded with an index", "safetensors", True,
-           "safetensors", (".safetensors",)),
+    Format("safetensors", "hf", "safetensors state dict, single or sharded with an index", "safetensors",
+           True, "safetensors", (".safetensors",)),
     Format("pt", "hf", "PyTorch state dict (.bin/.pt), single or sharded with an index", "pt", True, "pickle",
            (".bin", ".pt", ".pth")),
-    Format("hf", "hf", "Hugging Face model folder (config.json, model.safetensors, vocab.txt, tokenizer.json)",
-           "hf", True, "folder"),
+    Format("hf", "hf", "Hugging Face model folder (config.json, model.safetensors, vocab.txt, "
+           "tokenizer.json)", "hf", True, "folder"),
     Format("azureml-pt", "azureml-pt", "AzureML-BERT encoder state dict (.pt), no heads", "azureml", True,
            "pickle", (".pt", ".bin")),
     Format("nvidia-pt", "nvidia-pt", "NVIDIA DeepLearningExamples BERT checkpoint (.pt, read-only)", "nvidia",

@@ -103,7 +103,8 @@ def _weights_in(folder: Path) -> tuple[Path, bool] | None:
 
     prefixes = _tf_prefixes(folder)
     if len(prefixes) > 1:
-        raise ConversionError(f"{folder} holds several TF checkpoints ({', '.join(p.name for p in prefixes)}); "
+        raise ConversionError(f"{folder} holds several TF checkpoints "
+                              f"({', '.join(p.name for p in prefixes)}); "
                               "name one (its prefix or .index file)")
     if prefixes:
         return prefixes[0], False
@@ -112,7 +113,9 @@ def _weights_in(folder: Path) -> tuple[Path, bool] | None:
         return weights, (folder / "config.json").is_file()
     files = sorted(p for p in folder.iterdir() if p.suffix in formats.WEIGHT_SUFFIXES and p.is_file())
     if len(files) > 1:
-        raise ConversionError(f"{folder} holds several weight files ({', '.join(p.name for p in files)}); name one")
+        raise ConversionError(
+            f"{folder} holds several weight files ({', '.join(p.name for p in files)}); name one"
+        )
     return (files[0], False) if files else None
 
 

@@ -85,12 +85,14 @@ def _refusal(path: Path, message: str) -> Exception:
     foreign = sorted({g for g in named or [] if not _TENSOR_GLOBALS.fullmatch(g)})
     if foreign:
         return UnsafeInput(
-            f"{path} references {', '.join(foreign[:4])}: loading it would run code from the file, so it was "
-            "refused unopened (only tensors and plain containers are accepted; if you trust the file, re-save "
-            "its state dict alone)"
+            f"{path} references {', '.join(foreign[:4])}: loading it would run code from the file, "
+            "so it was refused unopened (only tensors and plain containers are accepted; "
+            "if you trust the file, re-save its state dict alone)"
         )
-    detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if "WeightsUnpickler" in message \
-        else message.splitlines()[0]
+    if "WeightsUnpickler" in message:
+        detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+    else:
+        detail = message.splitlines()[0]
     return ConversionError(f"{path} is truncated or not a PyTorch checkpoint ({detail})")
 
 
@@ -205,7 +207,8 @@ def _read_sharded(index: Path) -> TensorSource:
     if unlisted or absent:
         raise ConversionError([f"{index.name} does not list {n}" for n in unlisted]
                               + [f"{index.name} lists {n}, which no shard holds" for n in absent])
-    return source_from_state_dict(merged, [index, *(index.parent / f for f in sorted(set(weight_map.values())))])
+    shards = sorted(set(weight_map.values()))
+    return source_from_state_dict(merged, [index, *(index.parent / f for f in shards)])
 
 
 def save_state_dict(path: Path, tensors) -> None:
@@ -235,9 +238,8 @@ def write_weights(folder: Path, job: WriteJob, file: str = WEIGHTS) -> None:
         save_state_dict(folder / shard, group)
         weight_map.update({name: shard for name, _ in group})
     total = sum(t.nbytes for _, t in job.tensors)
-    (folder / f"{file}.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n", encoding="utf-8"
-    )
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / f"{file}.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
 
 def write(dest: Path, job: WriteJob) -> None:

@@ -130,7 +130,9 @@ def _chunks(src: int, offset: int, nbytes: int, what: str):
     while done < nbytes:
         count = os.preadv(src, [buffer[:min(_BUFFER, nbytes - done)]], offset + done)
         if count <= 0:
-            raise ConversionError(f"{what} is truncated: it ends inside the {nbytes} bytes at offset {offset}")
+            raise ConversionError(
+                f"{what} is truncated: it ends inside the {nbytes} bytes at offset {offset}"
+            )
         yield buffer[:count]
         done += count
 
@@ -143,7 +145,9 @@ def _copy(src: int, offset: int, fd: int, to: int, nbytes: int, what: str) -> No
         while done < nbytes:
             count = os.copy_file_range(src, fd, nbytes - done, offset + done, to + done)
             if count <= 0:
-                raise ConversionError(f"{what} is truncated: it ends inside the {nbytes} bytes at offset {offset}")
+                raise ConversionError(
+                    f"{what} is truncated: it ends inside the {nbytes} bytes at offset {offset}"
+                )
             done += count
         return
     except OSError as exc:
@@ -154,7 +158,8 @@ def _copy(src: int, offset: int, fd: int, to: int, nbytes: int, what: str) -> No
         done += len(piece)
 
 
-def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, workers: int = WORKERS) -> list[int]:
+def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False,
+                 workers: int = WORKERS) -> list[int]:
     """Write each job's bytes at its offset; with `want_crc`, return each one's zlib CRC-32 (what a
     zip entry records).
 
@@ -164,62 +169,91 @@ def write_placed(fd: int, jobs: Sequence[Placed], *, want_crc: bool = False, wor
     spinning on that lock only burns CPU. A job whose bytes lie unchanged in an input file is
     copied file to file, never produced, while a worker computes its CRC over a mapping of the
     input."""
-    sources: dict[Path, int] = {}
-    lock = threading.Lock()
+    output = _Output(fd, want_crc)
+    try:
+        if workers > 1:
+            return _write_ahead(output, jobs, workers)
+        return _write_in_turn(output, jobs)
+    finally:
+        output.close()
 
-    def source(path: Path) -> int:
-        with lock:
-            if path not in sources:
-                sources[path] = os.open(path, os.O_RDONLY)
-            return sources[path]
 
-    def prepare(job: Placed) -> tuple[memoryview | None, int]:
+class _Output:
+    """The file being written, and the input files that jobs are copied from (each opened once, by
+    whichever thread needs it first)."""
+
+    def __init__(self, fd: int, want_crc: bool):
+        self.fd = fd
+        self.want_crc = want_crc
+        self._sources: dict[Path, int] = {}
+        self._lock = threading.Lock()
+
+    def source(self, path: Path) -> int:
+        with self._lock:
+            if path not in self._sources:
+                self._sources[path] = os.open(path, os.O_RDONLY)
+            return self._sources[path]
+
+    def prepare(self, job: Placed) -> tuple[memoryview | None, int]:
+        """The job's bytes (None for a copy) and their CRC (0 unless wanted)."""
         if job.region is not None:
             path, offset = job.region
-            if not want_crc:
+            if not self.want_crc:
                 return None, 0
             # mapped, not read: the CRC runs over the page cache itself, with no copy
-            mapped = map_array(source(path), offset, np.dtype(np.uint8), (job.nbytes,), what=str(path))
+            mapped = map_array(self.source(path), offset, np.dtype(np.uint8), (job.nbytes,), what=str(path))
             return None, crc32(memoryview(mapped))
         raw = bytes_of(job.produce())
         if len(raw) != job.nbytes:
             raise ConversionError(f"a tensor produced {len(raw)} bytes where {job.nbytes} were planned")
-        return raw, (crc32(raw) if want_crc else 0)
+        return raw, (crc32(raw) if self.want_crc else 0)
 
-    def write(job: Placed, raw: memoryview | None) -> None:
+    def write(self, job: Placed, raw: memoryview | None) -> None:
         if raw is None:
             path, offset = job.region  # type: ignore[misc]
-            _copy(source(path), offset, fd, job.offset, job.nbytes, str(path))
+            _copy(self.source(path), offset, self.fd, job.offset, job.nbytes, str(path))
         else:
-            pwrite_all(fd, raw, job.offset)
+            pwrite_all(self.fd, raw, job.offset)
 
-    crcs: list[int | Future] = []
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bertvault-produce") if workers > 1 else None
+    def close(self) -> None:
+        for opened in self._sources.values():
+            os.close(opened)
+
+
+def _write_in_turn(output: _Output, jobs: Sequence[Placed]) -> list[int]:
+    """One thread produces and writes each job in turn."""
+    crcs = []
+    for job in jobs:
+        raw, crc = output.prepare(job)
+        output.write(job, raw)
+        crcs.append(crc)
+        del raw
+    return crcs
+
+
+def _write_ahead(output: _Output, jobs: Sequence[Placed], workers: int) -> list[int]:
+    """`workers` threads produce the jobs ahead of this one, which writes them in file order."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bertvault-produce")
     pending: deque[Future] = deque()
+    crcs: list[int | Future] = []
     submitted, ahead = 0, 0  # jobs handed to the workers; bytes of those not yet written
     try:
         for k, job in enumerate(jobs):
-            if pool is None:
-                raw, crc = prepare(job)
-            else:
-                # ahead by bytes, not by count: a window of a few jobs fills with biases and
-                # LayerNorms, and a worker would idle beside the next big kernel
-                while submitted < len(jobs) and (submitted - k <= workers or ahead < AHEAD_BYTES):
-                    pending.append(pool.submit(prepare, jobs[submitted]))
-                    ahead += jobs[submitted].nbytes
-                    submitted += 1
-                ahead -= job.nbytes
-                if job.region is not None:  # a copy needs nothing produced: it runs while its CRC does
-                    crcs.append(pending.popleft())
-                    write(job, None)
-                    continue
-                raw, crc = pending.popleft().result()
-            write(job, raw)
+            # ahead by bytes, not by count: a window of a few jobs fills with biases and
+            # LayerNorms, and a worker would idle beside the next big kernel
+            while submitted < len(jobs) and (submitted - k <= workers or ahead < AHEAD_BYTES):
+                pending.append(pool.submit(output.prepare, jobs[submitted]))
+                ahead += jobs[submitted].nbytes
+                submitted += 1
+            ahead -= job.nbytes
+            if job.region is not None:  # a copy needs nothing produced: it runs while its CRC does
+                crcs.append(pending.popleft())
+                output.write(job, None)
+                continue
+            raw, crc = pending.popleft().result()
+            output.write(job, raw)
             crcs.append(crc)
             del raw
         return [crc if isinstance(crc, int) else crc.result()[1] for crc in crcs]
-    finally:
-        if pool is not None:  # on an error or an interrupt, drop the jobs not started; running ones finish
-            pool.shutdown(wait=True, cancel_futures=True)
-        for opened in sources.values():
-            os.close(opened)
+    finally:  # on an error or an interrupt, drop the jobs not started; running ones finish
+        pool.shutdown(wait=True, cancel_futures=True)

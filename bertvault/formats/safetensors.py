@@ -48,7 +48,9 @@ def _open(path: Path):
     try:
         return safe_open(str(path), framework="np")
     except (SafetensorError, OSError) as exc:
-        raise ConversionError(f"{path} is not a readable safetensors file ({exc}); it may be truncated") from None
+        raise ConversionError(
+            f"{path} is not a readable safetensors file ({exc}); it may be truncated"
+        ) from None
 
 
 def _data_offsets(path: Path) -> tuple[int, dict[str, int]]:
@@ -56,7 +58,8 @@ def _data_offsets(path: Path) -> tuple[int, dict[str, int]]:
     with open(path, "rb") as file:
         (length,) = struct.unpack("<Q", file.read(8))
         header = json.loads(file.read(length))
-    return 8 + length, {name: int(value["data_offsets"][0]) for name, value in header.items() if name != "__metadata__"}
+    return 8 + length, {name: int(value["data_offsets"][0])
+                        for name, value in header.items() if name != "__metadata__"}
 
 
 def sniff(source: TensorSource, path: Path) -> bool:
@@ -72,7 +75,8 @@ def read(path: Path) -> TensorSource:
     base, offsets = _data_offsets(path)
     for name in handle.keys():
         part = handle.get_slice(name)
-        entries[name] = Entry(tuple(part.get_shape()), _np_dtype(part.get_dtype()), (path, base + offsets[name]))
+        entries[name] = Entry(tuple(part.get_shape()), _np_dtype(part.get_dtype()),
+                              (path, base + offsets[name]))
     metadata = dict(handle.metadata() or {})
     del handle
     mapped = MappedFile(path)
@@ -87,18 +91,35 @@ def read(path: Path) -> TensorSource:
 
 
 def _read_sharded(index: Path) -> TensorSource:
+    weight_map = _weight_map(index)
+    shards = {file: read(index.parent / file) for file in sorted(set(weight_map.values()))}
+    entries, owner = _merged(index, weight_map, shards)
+    metadata = next(iter(shards.values())).metadata
+
+    def close() -> None:
+        for shard in shards.values():
+            shard.close()
+
+    return TensorSource(entries, lambda name: owner[name].load(name),
+                        [index, *(index.parent / f for f in shards)], metadata, close)
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """The index's tensor name -> shard file map; every shard it lists must be beside it."""
     weight_map = read_json(index).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise ConversionError(f"{index} has no weight_map")
-    shards: dict[str, TensorSource] = {}
-    problems = []
-    for file in sorted(set(weight_map.values())):
-        if not (index.parent / file).is_file():
-            problems.append(f"{index.name} lists {file}, which is missing beside it")
+    problems = [f"{index.name} lists {file}, which is missing beside it"
+                for file in sorted(set(weight_map.values())) if not (index.parent / file).is_file()]
     if problems:
         raise ConversionError(problems)
-    for file in sorted(set(weight_map.values())):
-        shards[file] = read(index.parent / file)
+    return weight_map
+
+
+def _merged(index: Path, weight_map: dict[str, str],
+            shards: dict[str, TensorSource]) -> tuple[dict[str, Entry], dict[str, TensorSource]]:
+    """Each tensor's entry and the shard that holds it; the index and the shards must agree both ways."""
+    problems = []
     entries, owner = {}, {}
     for name, file in weight_map.items():
         if name not in shards[file].entries:
@@ -106,17 +127,11 @@ def _read_sharded(index: Path) -> TensorSource:
             continue
         entries[name], owner[name] = shards[file].entries[name], shards[file]
     for file, shard in shards.items():
-        problems += [f"{file} holds {n}, which {index.name} does not list" for n in shard.entries if n not in weight_map]
+        problems += [f"{file} holds {n}, which {index.name} does not list"
+                     for n in shard.entries if n not in weight_map]
     if problems:
         raise ConversionError(problems)
-    metadata = next(iter(shards.values())).metadata
-
-    def close() -> None:
-        for shard in shards.values():
-            shard.close()
-
-    return TensorSource(entries, lambda name: owner[name].load(name), [index, *(index.parent / f for f in shards)],
-                        metadata, close)
+    return entries, owner
 
 
 def metadata_for(job: WriteJob) -> dict[str, str]:
@@ -131,7 +146,8 @@ def write_file(path: Path, tensors: list[tuple[str, LazyTensor]], metadata: dict
         code = _CODES.get(tensor.dtype.name)
         if code is None:
             raise ConversionError(f"{name}: safetensors cannot hold dtype {tensor.dtype}")
-        header[name] = {"dtype": code, "shape": list(tensor.shape), "data_offsets": [offset, offset + tensor.nbytes]}
+        header[name] = {"dtype": code, "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + tensor.nbytes]}
         offset += tensor.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
     blob += b" " * (-len(blob) % 8)  # the format allows space padding; aligned data can be mapped in place
@@ -183,7 +199,8 @@ def write_weights(folder: Path, job: WriteJob, stem: str = "model") -> None:
         weight_map.update({name: file for name, _ in group})
     total = sum(t.nbytes for _, t in job.tensors)
     index = {"metadata": {"total_size": total, **metadata}, "weight_map": weight_map}
-    (folder / f"{stem}.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    index_text = json.dumps(index, indent=2) + "\n"
+    (folder / f"{stem}.safetensors.index.json").write_text(index_text, encoding="utf-8")
 
 
 def write(dest: Path, job: WriteJob) -> None:

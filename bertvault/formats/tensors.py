@@ -61,8 +61,8 @@ class LazyTensor:
         array = self.loader()
         if tuple(array.shape) != self.shape:
             raise ConversionError(
-                f"{self.origin}: the file holds shape {list(array.shape)} but its index says {list(self.shape)}; "
-                "the checkpoint is corrupt"
+                f"{self.origin}: the file holds shape {list(array.shape)} "
+                f"but its index says {list(self.shape)}; the checkpoint is corrupt"
             )
         return array
 

@@ -120,29 +120,34 @@ class BundleEntry:
     crc32c: int | None
 
 
+# BundleEntryProto's field numbers (tensorflow/core/protobuf/tensor_bundle.proto)
+_DTYPE, _SHAPE, _SHARD, _OFFSET, _SIZE, _CRC32C, _SLICES = range(1, 8)
+
+
 def _entry(value: bytes) -> BundleEntry:
-    dtype, shape, shard, offset, size, crc = 0, [], 0, 0, 0, None
+    found: dict[int, int] = {}  # the fields that are one number; the last one given counts
+    shape: list[int] = []
     for number, field in _proto_fields(value):
-        if number == 1:
-            dtype = field
-        elif number == 2:
-            for dim_number, dim in _proto_fields(field):  # type: ignore[arg-type]
-                if dim_number == 2:
-                    sizes = [v for n, v in _proto_fields(dim) if n == 1]  # type: ignore[arg-type]
-                    shape.append(sizes[0] if sizes else 0)
-        elif number == 3:
-            shard = field
-        elif number == 4:
-            offset = field
-        elif number == 5:
-            size = field
-        elif number == 6:
-            crc = field
-        elif number == 7:
+        if number == _SHAPE:
+            shape.extend(_dims(field))  # type: ignore[arg-type]
+        elif number == _SLICES:
             raise Unsupported("partitioned (sliced) variable")
-    name = _DTYPES.get(dtype)  # type: ignore[arg-type]
+        else:
+            found[number] = field  # type: ignore[assignment]
+    name = _DTYPES.get(found.get(_DTYPE, 0))
     np_dtype = (bfloat16() if name == "bfloat16" else np.dtype(name)) if name else np.dtype(object)
-    return BundleEntry(np_dtype, tuple(shape), shard, offset, size, crc)  # type: ignore[arg-type]
+    return BundleEntry(np_dtype, tuple(shape), found.get(_SHARD, 0), found.get(_OFFSET, 0),
+                       found.get(_SIZE, 0), found.get(_CRC32C))
+
+
+def _dims(shape: bytes) -> list[int]:
+    """A TensorShapeProto's sizes: each dim (field 2) holds its size in field 1, absent when 0."""
+    dims = []
+    for number, dim in _proto_fields(shape):
+        if number == 2:
+            sizes = [v for n, v in _proto_fields(dim) if n == 1]  # type: ignore[arg-type]
+            dims.append(sizes[0] if sizes else 0)
+    return dims
 
 
 def _unmask(masked: int) -> int:
@@ -189,10 +194,14 @@ class BundleReader:
             raise ConversionError(f"{name} is a string or unsupported tensor, not a weight")
         nbytes = int(np.prod(entry.shape, dtype=np.int64)) * entry.dtype.itemsize
         if nbytes != entry.size:
-            raise ConversionError(f"{self.prefix}: {name} has {entry.size} bytes for shape {list(entry.shape)}; corrupt index")
+            raise ConversionError(
+                f"{self.prefix}: {name} has {entry.size} bytes for shape {list(entry.shape)}; corrupt index"
+            )
         out = self._files[entry.shard].array(entry.offset, entry.dtype, entry.shape)
         if verify and entry.crc32c is not None and not _crc_ok(out, entry.crc32c):
-            raise ConversionError(f"{self.data_files[entry.shard]}: checksum mismatch in {name}; the file is corrupt")
+            raise ConversionError(
+                f"{self.data_files[entry.shard]}: checksum mismatch in {name}; the file is corrupt"
+            )
         return out
 
     def close(self) -> None:
@@ -215,7 +224,10 @@ def _check_data_files(prefix: Path, files: list[Path], entries: dict[str, Bundle
         need[entry.shard] = max(need[entry.shard], entry.offset + entry.size)
     for file, size in zip(files, need):
         if not file.is_file():
-            problems.append(f"{file.name} is missing beside {prefix.name}.index; copy every .data-* file of the checkpoint")
+            problems.append(
+                f"{file.name} is missing beside {prefix.name}.index; "
+                "copy every .data-* file of the checkpoint"
+            )
         elif file.stat().st_size < size:
             problems.append(f"{file} is truncated: {file.stat().st_size} bytes, the index needs {size}")
     if problems:

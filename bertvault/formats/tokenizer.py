@@ -22,7 +22,8 @@ from bertvault.formats.vocab import read_vocab
 
 MAX_WORD = 200  # characters; a longer word is [UNK] (google's limit)
 SPECIAL_TOKENS = {
-    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
+    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
 }
 
 

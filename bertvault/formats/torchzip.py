@@ -40,8 +40,8 @@ from bertvault.formats.tensors import LazyTensor, bfloat16
 ALIGNMENT = 64
 ARCHIVE = "archive"
 STORAGES = {"FloatStorage": "float32", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
-            "DoubleStorage": "float64", "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16",
-            "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool"}
+            "DoubleStorage": "float64", "LongStorage": "int64", "IntStorage": "int32",
+            "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool"}
 _STORAGE_OF = {dtype: name for name, dtype in STORAGES.items()}
 
 
@@ -87,8 +87,10 @@ class StoredTensor:
     def load(self) -> np.ndarray:
         count = int(np.prod(self.shape, dtype=np.int64))
         itemsize = self.storage.dtype.itemsize
-        return self.storage.file.array(self.storage.offset + self.start * itemsize, self.storage.dtype, self.shape) \
-            if count else np.empty(self.shape, dtype=self.storage.dtype)
+        if not count:
+            return np.empty(self.shape, dtype=self.storage.dtype)
+        offset = self.storage.offset + self.start * itemsize
+        return self.storage.file.array(offset, self.storage.dtype, self.shape)
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -129,8 +131,9 @@ class _Unpickler(pickle.Unpickler):
         raise Unhandled(f"{module}.{name}")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)
-                and isinstance(pid[2], str) and isinstance(pid[4], int) and pid[4] >= 0):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)
+                and isinstance(pid[4], int) and pid[4] >= 0):
             raise Unhandled("an unusual storage reference")
         return self._storage(pid[2], _dtype(pid[1].dtype), pid[4])
 
@@ -164,7 +167,8 @@ def load(path: Path) -> object:
             def storage(key: str, dtype: np.dtype, numel: int) -> _Storage:
                 if key not in storages:
                     info = records.get(f"{prefix}data/{key}")
-                    if info is None or info.compress_type != zipfile.ZIP_STORED or info.file_size < numel * dtype.itemsize:
+                    if (info is None or info.compress_type != zipfile.ZIP_STORED
+                            or info.file_size < numel * dtype.itemsize):
                         raise Unhandled(f"storage {key} is missing, compressed or short")
                     storages[key] = _Storage(mapped, _data_offset(raw, info), dtype, numel)
                 elif storages[key].dtype != dtype or storages[key].numel != numel:
@@ -257,8 +261,9 @@ class _Record:
         padding = (self.data - self.header) - fixed - 4
         extra += struct.pack("<HH", 0x4246, padding) + b"Z" * padding  # "FB": torch's alignment padding
         size32 = _ZIP64_LIMIT if big else self.size
-        return struct.pack("<IHHHHHIIIHH", 0x04034B50, 45 if big else 20, 0, 0, 0, _DOS_DATE, self.crc, size32,
-                           size32, len(name), len(extra)) + name + extra
+        header = struct.pack("<IHHHHHIIIHH", 0x04034B50, 45 if big else 20, 0, 0, 0, _DOS_DATE, self.crc,
+                             size32, size32, len(name), len(extra))
+        return header + name + extra
 
     def central_header(self) -> bytes:
         name = self.name.encode()
@@ -270,8 +275,10 @@ class _Record:
         extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
         size32 = min(self.size, _ZIP64_LIMIT)
         version = 45 if self.zip64 else 20
-        return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, version, version, 0, 0, 0, _DOS_DATE, self.crc, size32,
-                           size32, len(name), len(extra), 0, 0, 0, 0, min(self.header, _ZIP64_LIMIT)) + name + extra
+        header = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, version, version, 0, 0, 0, _DOS_DATE, self.crc,
+                             size32, size32, len(name), len(extra), 0, 0, 0, 0,
+                             min(self.header, _ZIP64_LIMIT))
+        return header + name + extra
 
 
 def _place(records: list[_Record]) -> int:
@@ -279,7 +286,8 @@ def _place(records: list[_Record]) -> int:
     at = 0
     for record in records:
         record.header = at
-        fixed = 30 + len(record.name.encode()) + (20 if record.size >= _ZIP64_LIMIT else 0) + 4  # + "FB" field
+        zip64 = 20 if record.size >= _ZIP64_LIMIT else 0
+        fixed = 30 + len(record.name.encode()) + zip64 + 4  # + "FB" field
         record.data = at + fixed + (-(at + fixed) % ALIGNMENT)
         at = record.data + record.size
     return at
@@ -289,10 +297,11 @@ def _directory(records: list[_Record], start: int) -> bytes:
     central = b"".join(r.central_header() for r in records)
     end = start + len(central)
     count = len(records)
-    zip64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(central), start) + \
-        struct.pack("<IIQI", 0x07064B50, 0, end, 1)
-    return central + zip64 + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
-                                         min(len(central), _ZIP64_LIMIT), min(start, _ZIP64_LIMIT), 0)
+    zip64 = (struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(central), start)
+             + struct.pack("<IIQI", 0x07064B50, 0, end, 1))
+    end_record = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
+                             min(len(central), _ZIP64_LIMIT), min(start, _ZIP64_LIMIT), 0)
+    return central + zip64 + end_record
 
 
 def save(path: Path, tensors: list[tuple[str, LazyTensor]]) -> None:
@@ -301,11 +310,14 @@ def save(path: Path, tensors: list[tuple[str, LazyTensor]]) -> None:
     for key, (name, tensor) in enumerate(tensors):
         storage = _STORAGE_OF.get(tensor.dtype.name)
         if storage is None:
-            raise ConversionError(f"{name}: a PyTorch checkpoint written by bertvault cannot hold dtype {tensor.dtype}")
+            raise ConversionError(
+                f"{name}: a PyTorch checkpoint written by bertvault cannot hold dtype {tensor.dtype}"
+            )
         pickled.tensor(name, storage, str(key), tensor.shape)
-    small = {"data.pkl": pickled.finish(), ".format_version": b"1", ".storage_alignment": str(ALIGNMENT).encode(),
-             "byteorder": b"little"}
-    tail = {"version": b"3\n", ".data/serialization_id": "".join(secrets.choice("0123456789") for _ in range(40)).encode()}
+    small = {"data.pkl": pickled.finish(), ".format_version": b"1",
+             ".storage_alignment": str(ALIGNMENT).encode(), "byteorder": b"little"}
+    serialization_id = "".join(secrets.choice("0123456789") for _ in range(40)).encode()
+    tail = {"version": b"3\n", ".data/serialization_id": serialization_id}
     records = [_Record(f"{ARCHIVE}/{n}", len(b), crc=crc32(b)) for n, b in small.items()]
     records += [_Record(f"{ARCHIVE}/data/{k}", t.nbytes) for k, (_, t) in enumerate(tensors)]
     records += [_Record(f"{ARCHIVE}/{n}", len(b), crc=crc32(b)) for n, b in tail.items()]

@@ -31,7 +31,8 @@ def model_card(folder: Path, repo_id: str, artifact: Artifact | None = None) -> 
     if artifact:
         lines += [
             f"Source: **{artifact.name}** ({artifact.format}) — {artifact.description}",
-            f"Publisher: {artifact.publisher or 'unknown'}" + (f", {artifact.homepage}" if artifact.homepage else ""),
+            f"Publisher: {artifact.publisher or 'unknown'}"
+            + (f", {artifact.homepage}" if artifact.homepage else ""),
             f"License: {artifact.license or 'not stated by the publisher'}",
             "",
         ]
@@ -42,12 +43,14 @@ def model_card(folder: Path, repo_id: str, artifact: Artifact | None = None) -> 
         lines.append("")
     if record:
         lines += ["## Provenance", "", f"Made by bertvault {record.get('bertvault_version', '?')} "
-                  f"(`{record.get('step', '?')}`): `{record.get('command', '')}` on {record.get('created', '?')}.", ""]
+                  f"(`{record.get('step', '?')}`): `{record.get('command', '')}` "
+                  f"on {record.get('created', '?')}.", ""]
         for source in record.get("sources", []):
             lines.append(f"- source `{source.get('artifact') or source.get('source')}`")
             for name, digest in sorted((source.get("files") or {}).items()):
                 lines.append(f"  - `{name}` sha256 `{digest}`")
-        details = {k: v for k, v in record.items() if k not in {"step", "bertvault_version", "command", "created", "sources"}}
+        told = {"step", "bertvault_version", "command", "created", "sources"}
+        details = {k: v for k, v in record.items() if k not in told}
         if details:
             lines += ["", "```json", json.dumps(details, indent=2, default=str), "```"]
         lines.append("")

@@ -20,7 +20,9 @@ import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -88,7 +90,8 @@ def object_metadata(session: requests.Session, bucket: str, name: str) -> dict |
 
 def _journal(bucket: str, name: str, path: Path) -> Path:
     stat = path.stat()
-    key = hashlib.sha256(f"{bucket}/{name}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    identity = f"{bucket}/{name}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = hashlib.sha256(identity.encode()).hexdigest()
     return layout.partial_dir() / "uploads" / f"{key[:32]}.json"
 
 
@@ -135,51 +138,95 @@ def upload_file(path: Path, url: str, *, on_bytes: Callable[[int], None] = lambd
         return existing
 
     journal = _journal(bucket, name, path)
-    uri, offset, meta = None, 0, None
-    if journal.exists():
-        saved = json.loads(journal.read_text())
-        uri, offset = saved["uri"], saved["offset"]
-        log.info("resuming upload of %s at byte %d of %d", path.name, offset, size)
-    else:
-        uri = _start_session(session, bucket, name, size)
+    uri, offset = _resume_or_start(journal, session, bucket, name, path, size)
     _save(journal, uri, offset)
     on_bytes(offset)
-
-    failures = 0
-    with path.open("rb") as stream:
-        while meta is None:
-            stream.seek(offset)
-            chunk = stream.read(CHUNK)
-            content_range = f"bytes {offset}-{offset + len(chunk) - 1}/{size}" if chunk else f"bytes */{size}"
-            try:
-                response = session.put(uri, data=chunk, headers={"Content-Range": content_range}, timeout=300)
-                error = f"HTTP {response.status_code}"
-            except requests.RequestException as exc:
-                response, error = None, str(exc)
-            if response is not None and response.status_code in (200, 201):
-                meta = response.json()
-                on_bytes(size - offset)
-            elif response is not None and response.status_code == 308:
-                held = max(_committed(response), offset)
-                _save(journal, uri, held)
-                on_bytes(held - offset)
-                offset, failures = held, 0
-            elif response is not None and response.status_code in (404, 410):
-                journal.unlink(missing_ok=True)  # the session expired (a week on GCS): start over
-                raise UploadError(f"the upload session for {url} has expired; run the push again to start over")
-            else:
-                failures += 1
-                if failures >= ATTEMPTS:
-                    raise UploadError(f"upload of {path} to {url} failed {failures} times ({error}); "
-                                        "run the push again to resume")
-                time.sleep(min(2 ** failures, 30) * random.uniform(0.5, 1.0))  # backoff with jitter
+    meta = _Upload(path, url, session, journal, uri, offset, size, on_bytes).send()
     journal.unlink(missing_ok=True)
+    _verify(meta, want, size, path, url)
+    return meta
 
+
+def _resume_or_start(journal: Path, session: requests.Session, bucket: str, name: str, path: Path,
+                     size: int) -> tuple[str, int]:
+    """The session URI and the bytes it holds: from the journal of an interrupted push, or a new one."""
+    if journal.exists():
+        saved = json.loads(journal.read_text())
+        log.info("resuming upload of %s at byte %d of %d", path.name, saved["offset"], size)
+        return saved["uri"], saved["offset"]
+    return _start_session(session, bucket, name, size), 0
+
+
+@dataclass
+class _Upload:
+    """One file going up a resumable session, from `offset` on."""
+
+    path: Path
+    url: str
+    session: requests.Session
+    journal: Path
+    uri: str
+    offset: int
+    size: int
+    on_bytes: Callable[[int], None]
+
+    def send(self) -> dict:
+        """Chunk after chunk until the server holds every byte; the object's metadata."""
+        failures = 0
+        with self.path.open("rb") as stream:
+            while True:
+                response, error = self._put(stream)
+                status = None if response is None else response.status_code
+                if status in (200, 201):
+                    self.on_bytes(self.size - self.offset)
+                    return response.json()  # type: ignore[union-attr]
+                if status == 308:
+                    self._advance(_committed(response))  # type: ignore[arg-type]
+                    failures = 0
+                elif status in (404, 410):
+                    self._expired()
+                else:
+                    failures += 1
+                    self._back_off(failures, error)
+
+    def _put(self, stream: BinaryIO) -> tuple[requests.Response | None, str]:
+        """The next chunk (none at the end: a status query); the response, or None and what went wrong."""
+        offset, size = self.offset, self.size
+        stream.seek(offset)
+        chunk = stream.read(CHUNK)
+        content_range = f"bytes {offset}-{offset + len(chunk) - 1}/{size}" if chunk else f"bytes */{size}"
+        try:
+            response = self.session.put(self.uri, data=chunk, headers={"Content-Range": content_range},
+                                        timeout=300)
+        except requests.RequestException as exc:
+            return None, str(exc)
+        return response, f"HTTP {response.status_code}"
+
+    def _advance(self, committed: int) -> None:
+        held = max(committed, self.offset)
+        _save(self.journal, self.uri, held)
+        self.on_bytes(held - self.offset)
+        self.offset = held
+
+    def _expired(self) -> None:
+        self.journal.unlink(missing_ok=True)  # the session expired (a week on GCS): start over
+        raise UploadError(f"the upload session for {self.url} has expired; run the push again to start over")
+
+    def _back_off(self, failures: int, error: str) -> None:
+        if failures >= ATTEMPTS:
+            raise UploadError(f"upload of {self.path} to {self.url} failed {failures} times ({error}); "
+                              "run the push again to resume")
+        time.sleep(min(2 ** failures, 30) * random.uniform(0.5, 1.0))  # backoff with jitter
+
+
+def _verify(meta: dict, want: dict[str, str], size: int, path: Path, url: str) -> None:
+    """The object's md5, crc32c and size, as the server reports them, must be what was read locally."""
     got = _remote_digests(meta)
-    bad = {algo: (value, got.get(algo)) for algo, value in want.items() if algo in got and got[algo] != value}
+    bad = {algo: (value, got.get(algo)) for algo, value in want.items()
+           if algo in got and got[algo] != value}
     if bad or int(meta.get("size", -1)) != size:
-        detail = ", ".join(f"{a}: expected {e}, got {g}" for a, (e, g) in bad.items()) or f"size {meta.get('size')} != {size}"
+        detail = (", ".join(f"{a}: expected {e}, got {g}" for a, (e, g) in bad.items())
+                  or f"size {meta.get('size')} != {size}")
         raise UploadError(f"{url}: the uploaded object does not match {path} ({detail}); push again")
     if not got:
         raise UploadError(f"{url}: the server reported no md5 or crc32c, so the upload cannot be verified")
-    return meta

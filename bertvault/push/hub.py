@@ -24,8 +24,10 @@ def split(url: str) -> hfuri.HfUri:
     return where
 
 
-def upload_folder(folder: Path, url: str, card: str, *, token: str | None = None, private: bool = False) -> str:
-    """Create the repo if needed and commit every file of `folder` plus the model card; return the commit URL."""
+def upload_folder(folder: Path, url: str, card: str, *, token: str | None = None,
+                  private: bool = False) -> str:
+    """Create the repo if needed and commit every file of `folder` plus the model card; return the
+    commit URL."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -33,14 +35,18 @@ def upload_folder(folder: Path, url: str, card: str, *, token: str | None = None
     repo = where.repo_id
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token or os.environ.get("HF_TOKEN"))
     files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
-    operations = [CommitOperationAdd(path_in_repo=str(f.relative_to(folder)), path_or_fileobj=str(f)) for f in files]
+    operations = [CommitOperationAdd(path_in_repo=str(f.relative_to(folder)), path_or_fileobj=str(f))
+                  for f in files]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
     try:
         api.create_repo(repo, repo_type=where.repo_type, exist_ok=True, private=private)
-        info = api.create_commit(repo, operations=operations, revision=where.revision, repo_type=where.repo_type,
+        info = api.create_commit(repo, operations=operations, revision=where.revision,
+                                 repo_type=where.repo_type,
                                  commit_message=f"Upload {folder.name} with bertvault")
     except HfHubHTTPError as exc:
         reason = str(exc).strip().splitlines()[0]
-        raise UploadError(f"push to {url} failed: {reason}; check HF_TOKEN and that you may write to {repo}") from None
+        raise UploadError(
+            f"push to {url} failed: {reason}; check HF_TOKEN and that you may write to {repo}"
+        ) from None
     log.info("pushed %d files to %s", len(operations), url)
     return info.commit_url

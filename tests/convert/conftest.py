@@ -22,7 +22,8 @@ def sources(tiny, tmp_path_factory) -> Callable[[str], Path]:
 
     def get(label: str) -> Path:
         if label not in built:
-            built[label] = Path(BUILDERS[label](tiny, tmp_path_factory.mktemp(label.replace("-", "_")) / "ckpt"))
+            folder = tmp_path_factory.mktemp(label.replace("-", "_")) / "ckpt"
+            built[label] = Path(BUILDERS[label](tiny, folder))
         return built[label]
 
     return get

@@ -44,7 +44,8 @@ def _refused(workdir, args, pattern, code=5):
 def test_missing_index_or_data(sources, tmp_path):
     ckpt = _copy(sources("tf1").parent, tmp_path / "ckpt")
     (ckpt / "bert_model.ckpt.index").unlink()
-    _refused(tmp_path, [next(ckpt.glob("*.data-*")), "--to", "safetensors"], r"cannot tell the format|\.index is missing")
+    _refused(tmp_path, [next(ckpt.glob("*.data-*")), "--to", "safetensors"],
+             r"cannot tell the format|\.index is missing")
     ckpt2 = _copy(sources("tf1").parent, tmp_path / "ckpt2")
     next(ckpt2.glob("*.data-*")).unlink()
     _refused(tmp_path, [ckpt2, "--to", "safetensors"], r"data-00000-of-00001 is missing")
@@ -71,7 +72,8 @@ def test_random_bytes_as_pytorch_file(tmp_path):
             folder = tmp_path / f"cli{seed}"
             folder.mkdir()
             junk = junk.rename(folder / "pytorch_model.bin")
-            _refused(folder, [junk, "--to", "safetensors"], r"truncated or not a PyTorch checkpoint|not a readable")
+            _refused(folder, [junk, "--to", "safetensors"],
+                     r"truncated or not a PyTorch checkpoint|not a readable")
         else:
             with pytest.raises((ConversionError, UnsafeInput)):
                 load_pickle(junk)
@@ -98,14 +100,16 @@ def test_vocab_that_disagrees_with_the_embeddings(sources, tmp_path):
     folder = _copy(sources("safetensors").parent, tmp_path / "st")
     with open(folder / "vocab.txt", "a") as vocab:
         vocab.write("extra\n")
-    _refused(tmp_path, [folder / "model.safetensors", "--to", "hf"], r"vocab\.txt has 84 tokens but the embeddings have 83 rows")
+    _refused(tmp_path, [folder / "model.safetensors", "--to", "hf"],
+             r"vocab\.txt has 84 tokens but the embeddings have 83 rows")
 
 
 def test_existing_output_is_refused_without_force(sources, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    _refused(tmp_path, [sources("hf"), "--to", "tf1", "--out", out], r"output folder .*out exists; pass --force")
+    _refused(tmp_path, [sources("hf"), "--to", "tf1", "--out", out],
+             r"output folder .*out exists; pass --force")
     assert (out / "keep.txt").read_text() == "mine"
 
 
@@ -118,8 +122,10 @@ def test_a_pickle_carrying_code_never_runs(tmp_path):
 
     folder = tmp_path / "evil"
     folder.mkdir()
-    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"bert.embeddings.word_embeddings.weight": Evil()}))
-    _refused(tmp_path, [folder / "pytorch_model.bin", "--to", "safetensors"], r"posix\.system.*refused", code=6)
+    evil = pickle.dumps({"bert.embeddings.word_embeddings.weight": Evil()})
+    (folder / "pytorch_model.bin").write_bytes(evil)
+    _refused(tmp_path, [folder / "pytorch_model.bin", "--to", "safetensors"], r"posix\.system.*refused",
+             code=6)
     assert not marker.exists()
 
 
@@ -144,7 +150,8 @@ def test_interrupted_conversion_leaves_nothing(sources, tmp_path, monkeypatch):
 
     monkeypatch.setattr(safetensors, "write_file", explode)
     before = listing(tmp_path)
-    result = runner.invoke(app, ["convert", str(sources("hf")), "--to", "safetensors", "--out", str(tmp_path / "o")])
+    result = runner.invoke(app, ["convert", str(sources("hf")), "--to", "safetensors",
+                                 "--out", str(tmp_path / "o")])
     assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
     assert listing(tmp_path) == before
 
@@ -153,14 +160,15 @@ def test_a_full_disk_is_one_clear_error_before_any_work(sources, tmp_path):
     """The output's blocks are reserved first: on a disk too small for it, nothing is written."""
     disk = tmp_path / "small"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True,
-                             text=True, check=False)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill up ({mounted.stderr.strip()}); needs root")
     try:
         for to, out in (("safetensors", disk / "model.safetensors"), ("pt", disk / "model.bin")):
             result = _run([sources("hf"), "--to", to, "--out", out])
-            assert result.exit_code == 5 and re.search(r"not enough space for .*bytes needed, \d+ free", result.stderr)
+            assert result.exit_code == 5
+            assert re.search(r"not enough space for .*bytes needed, \d+ free", result.stderr)
             assert list(disk.iterdir()) == []
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)

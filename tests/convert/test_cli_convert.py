@@ -19,13 +19,15 @@ from bertvault.convert import load_canonical
 
 runner = CliRunner()
 
+ARCHITECTURE = ("{ layers = 2, hidden = 32, heads = 4, intermediate = 64, "
+                f"vocab_size = {tiny_bert.VOCAB}, max_positions = 64, cased = false }}")
 MANIFEST = f"""
 [[artifact]]
 name = "tiny-encoder"
 kind = "checkpoint"
 format = "azureml-encoder-pt"
 vocab_from = "tiny-vocab"
-architecture = {{ layers = 2, hidden = 32, heads = 4, intermediate = 64, vocab_size = {tiny_bert.VOCAB}, max_positions = 64, cased = false }}
+architecture = {ARCHITECTURE}
 [[artifact.files]]
 path = "bert_encoder_epoch_1.pt"
 urls = ["https://example.invalid/bert_encoder_epoch_1.pt"]
@@ -34,7 +36,7 @@ urls = ["https://example.invalid/bert_encoder_epoch_1.pt"]
 name = "tiny-vocab"
 kind = "checkpoint"
 format = "hf-safetensors"
-architecture = {{ layers = 2, hidden = 32, heads = 4, intermediate = 64, vocab_size = {tiny_bert.VOCAB}, max_positions = 64, cased = false }}
+architecture = {ARCHITECTURE}
 [[artifact.files]]
 path = "vocab.txt"
 urls = ["https://example.invalid/vocab.txt"]
@@ -64,7 +66,8 @@ def test_registered_azureml_encoder_takes_manifest_config_and_donor_vocab(isolat
 
     missing = runner.invoke(app, ["convert", "tiny-encoder", "--to", "hf"])
     assert missing.exit_code == 5
-    assert "takes it from tiny-vocab, which is not in the cache; run `bertvault pull tiny-vocab`" in missing.stderr
+    assert ("takes it from tiny-vocab, which is not in the cache; run `bertvault pull tiny-vocab`"
+            in missing.stderr)
     assert not layout.converted_dir("tiny-encoder", "hf").exists()
 
     _cache("tiny-vocab", {"vocab.txt": tiny.vocab.read_bytes()})
@@ -77,7 +80,8 @@ def test_registered_azureml_encoder_takes_manifest_config_and_donor_vocab(isolat
     back = load_canonical(out)
     word = back.tensors["bert.embeddings.word_embeddings.weight"].load()
     assert word.dtype == np.float32
-    assert np.array_equal(word, tiny.state["bert.embeddings.word_embeddings.weight"].astype(np.float16).astype(np.float32))
+    expected = tiny.state["bert.embeddings.word_embeddings.weight"].astype(np.float16).astype(np.float32)
+    assert np.array_equal(word, expected)
 
     again = runner.invoke(app, ["convert", "tiny-encoder", "--to", "hf"])
     assert again.exit_code == 5 and "exists; pass --force" in again.stderr
@@ -94,8 +98,8 @@ def test_path_sources_write_beside_them(sources, tmp_path):
     assert (tmp_path / "uncased_tiny-safetensors" / "model.safetensors").is_file()
     assert "dropped" in result.output and "Adam first-moment slot" in result.output
     assert "TF1 graph float64" in result.output
-    file_result = runner.invoke(app, ["convert", str(tmp_path / "uncased_tiny-safetensors" / "model.safetensors"),
-                                      "--to", "pt"])
+    weights = tmp_path / "uncased_tiny-safetensors" / "model.safetensors"
+    file_result = runner.invoke(app, ["convert", str(weights), "--to", "pt"])
     assert file_result.exit_code == 0, file_result.output
     assert (tmp_path / "uncased_tiny-safetensors" / "model.bin").is_file()
     assert "check: skipped" in file_result.output  # same names, same dtype: no layout change
@@ -105,7 +109,8 @@ def test_single_file_output_carries_its_config(sources, tmp_path):
     out = tmp_path / "lone.safetensors"
     result = runner.invoke(app, ["convert", str(sources("tf2")), "--to", "safetensors", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lone.safetensors", "lone.safetensors.provenance.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lone.safetensors",
+                                                          "lone.safetensors.provenance.json"]
     assert load_canonical(out).config["num_attention_heads"] == 4
 
 
@@ -117,13 +122,13 @@ def test_help_lists_the_formats():
 def test_real_subprocess(sources, tmp_path):
     out = tmp_path / "nv-hf"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-m", "bertvault", "convert", str(sources("nvidia-pt")), "--to", "hf",
-                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    command = [sys.executable, "-m", "bertvault", "convert", str(sources("nvidia-pt")), "--to", "hf",
+               "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "converted nvidia-pt -> hf" in done.stdout
     assert "dropped 3: training state, not weights (epoch, files, optimizer)" in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "bertvault", "convert", str(sources("nvidia-pt")), "--to", "hf",
-                          "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    bad = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 5 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 

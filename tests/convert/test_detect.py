@@ -39,7 +39,8 @@ def test_an_extracted_tarball_one_level_down(sources, tmp_path):
 def test_unknown_layouts_list_what_was_recognised(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 4}))
     (tmp_path / "vocab.txt").write_text("[PAD]\n")
-    with pytest.raises(ConversionError, match=r"no checkpoint recognised .*found: config\.json, vocab\.txt.*--from-format"):
+    with pytest.raises(ConversionError,
+                       match=r"no checkpoint recognised .*found: config\.json, vocab\.txt.*--from-format"):
         detect(tmp_path)
     odd = tmp_path / "weights.onnx"
     odd.write_bytes(b"x")

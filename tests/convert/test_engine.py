@@ -88,7 +88,8 @@ def test_vocab_rows_trims_only_nvidia_padding(tiny):
     pad = -tiny.config["vocab_size"] % 8
     assert pad
     names[word] = np.concatenate([names[word], np.ones((pad, 32), np.float32)])
-    names["module.cls.predictions.bias"] = np.concatenate([names["module.cls.predictions.bias"], np.ones(pad, np.float32)])
+    bias = "module.cls.predictions.bias"
+    names[bias] = np.concatenate([names[bias], np.ones(pad, np.float32)])
     tensors, _ = _read(names, tiny.config, "nvidia-pt")
     assert np.array_equal(tensors["bert.embeddings.word_embeddings.weight"].load(),
                           tiny.state["bert.embeddings.word_embeddings.weight"])

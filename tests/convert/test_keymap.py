@@ -17,7 +17,8 @@ def test_pattern_with_offset_and_choices_round_trips():
     assert bindings == {"i": 3, "qkv": "key"}
     assert target.render(bindings, "target", choices, 12) == "bert.encoder.layer.3.attention.self.key.weight"
     back = target.match("bert.encoder.layer.3.attention.self.key.weight", "target", choices, 12)
-    assert source.render(back, "source", choices, 12) == "layer_with_weights-7/_attention_layer/_key_dense/kernel"
+    assert (source.render(back, "source", choices, 12)
+            == "layer_with_weights-7/_attention_layer/_key_dense/kernel")
 
 
 def test_constants_depend_on_the_layer_count():
@@ -32,7 +33,8 @@ def test_bad_maps_are_rejected():
     with pytest.raises(ValueError, match="same placeholders"):
         parse_keymap({"format": "x", "rule": [{"source": "a/{i}", "target": "b"}]}, None)
     with pytest.raises(ValueError, match="source_shape"):
-        parse_keymap({"format": "x", "rule": [{"source": "a", "target": "b", "ops": [{"reshape": [2]}]}]}, None)
+        parse_keymap({"format": "x", "rule": [{"source": "a", "target": "b", "ops": [{"reshape": [2]}]}]},
+                     None)
     with pytest.raises(ValueError, match="unknown op"):
         parse_keymap({"format": "x", "rule": [{"source": "a", "target": "b", "ops": ["flip"]}]}, None)
 

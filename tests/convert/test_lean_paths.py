@@ -62,7 +62,8 @@ def swapped_tf1_map(tmp_path, monkeypatch):
     for toml in paths.converters_dir().glob("*.toml"):
         (folder / toml.name).write_text(toml.read_text())
     text = (folder / "tf1.toml").read_text()
-    wrong = text.replace('proj = ["query", "key", "value"]', 'proj = { query = "key", key = "query", value = "value" }')
+    wrong = text.replace('proj = ["query", "key", "value"]',
+                         'proj = { query = "key", key = "query", value = "value" }')
     assert wrong != text
     (folder / "tf1.toml").write_text(wrong)
     monkeypatch.setattr(paths, "converters_dir", lambda: folder)
@@ -72,7 +73,8 @@ def swapped_tf1_map(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("label, to", [("tf1", "safetensors"), ("safetensors", "tf1")])
-def test_the_tf1_graph_witness_catches_what_a_round_trip_cannot(sources, tmp_path, swapped_tf1_map, label, to):
+def test_the_tf1_graph_witness_catches_what_a_round_trip_cannot(sources, tmp_path, swapped_tf1_map, label,
+                                                                 to):
     with pytest.raises(ConversionError, match="numerical check failed: TF1 graph"):
         convert(sources(label), to, out=tmp_path / "out", check=True)
     assert not (tmp_path / "out").exists()

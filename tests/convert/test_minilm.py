@@ -30,7 +30,9 @@ def _embedding(folder) -> torch.Tensor:
 def test_safetensors_tf1_pt_safetensors_is_lossless(tmp_path):
     original = minilm.get_model_path()
     first = load_canonical(original / "model.safetensors")
-    assert first.report.dropped == {"position_ids buffer (transformers rebuilds it)": ["embeddings.position_ids"]}
+    assert first.report.dropped == {
+        "position_ids buffer (transformers rebuilds it)": ["embeddings.position_ids"]
+    }
 
     to_tf1 = convert(original / "model.safetensors", "tf1", out=tmp_path / "tf1")
     assert to_tf1.check.max_diff == 0 and max(to_tf1.check.oracle.values()) < 1e-9

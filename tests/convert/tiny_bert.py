@@ -15,9 +15,12 @@ import numpy as np
 
 LAYERS, HIDDEN, HEADS, INTERMEDIATE, POSITIONS = 2, 32, 4, 64, 64
 SPECIALS = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = ["the", "of", "and", "to", "in", "is", "was", "he", "she", "it", "that", "for", "on", "with", "as", "by", "at", "from", "his", "her", "they", "an", "be", "this", "hello", "world", "vault", "bert", "model", "check"]
+WORDS = ["the", "of", "and", "to", "in", "is", "was", "he", "she", "it", "that", "for", "on", "with", "as",
+         "by", "at", "from", "his", "her", "they", "an", "be", "this", "hello", "world", "vault", "bert",
+         "model", "check"]
 # 83 tokens: not a multiple of 8, so NVIDIA's padding (to 88) is exercised.
-TOKENS = SPECIALS + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")[:20]
+TOKENS = (SPECIALS + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+          + list("abcdefghijklmnopqrstuvwxyz")[:20])
 VOCAB = len(TOKENS)
 
 
@@ -37,8 +40,9 @@ def build(folder: Path) -> Tiny:
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(TOKENS) + "\n", encoding="utf-8")
-    config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-                        intermediate_size=INTERMEDIATE, max_position_embeddings=POSITIONS)
+    config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                        num_attention_heads=HEADS, intermediate_size=INTERMEDIATE,
+                        max_position_embeddings=POSITIONS)
     torch.manual_seed(0)
     model = BertForPreTraining(config)
     with torch.no_grad():  # no zero biases or unit LayerNorms: a swapped name must change the numbers
@@ -48,14 +52,15 @@ def build(folder: Path) -> Tiny:
     hf = folder / "hf"
     model.save_pretrained(hf)
     (hf / "vocab.txt").write_bytes(vocab.read_bytes())
-    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items() if not k.startswith("cls.predictions.decoder")}
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()
+             if not k.startswith("cls.predictions.decoder")}
     return Tiny(folder, json.loads((hf / "config.json").read_text()), state, vocab, hf)
 
 
 def google_config(tiny: Tiny) -> dict:
-    keys = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob", "hidden_size", "initializer_range",
-            "intermediate_size", "max_position_embeddings", "num_attention_heads", "num_hidden_layers",
-            "type_vocab_size", "vocab_size")
+    keys = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob", "hidden_size",
+            "initializer_range", "intermediate_size", "max_position_embeddings", "num_attention_heads",
+            "num_hidden_layers", "type_vocab_size", "vocab_size")
     return {k: tiny.config[k] for k in keys}
 
 
@@ -143,9 +148,12 @@ def tf2_names(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for i in range(LAYERS):
         tf, pt = f"layer_with_weights-{i + 4}/", f"bert.encoder.layer.{i}."
         for proj in ("query", "key", "value"):
-            out[f"{tf}_attention_layer/_{proj}_dense/kernel"] = state[f"{pt}attention.self.{proj}.weight"].T.reshape(HIDDEN, HEADS, size)
-            out[f"{tf}_attention_layer/_{proj}_dense/bias"] = state[f"{pt}attention.self.{proj}.bias"].reshape(HEADS, size)
-        out[f"{tf}_attention_layer/_output_dense/kernel"] = state[f"{pt}attention.output.dense.weight"].T.reshape(HEADS, size, HIDDEN)
+            kernel = state[f"{pt}attention.self.{proj}.weight"]
+            bias = state[f"{pt}attention.self.{proj}.bias"]
+            out[f"{tf}_attention_layer/_{proj}_dense/kernel"] = kernel.T.reshape(HIDDEN, HEADS, size)
+            out[f"{tf}_attention_layer/_{proj}_dense/bias"] = bias.reshape(HEADS, size)
+        kernel = state[f"{pt}attention.output.dense.weight"]
+        out[f"{tf}_attention_layer/_output_dense/kernel"] = kernel.T.reshape(HEADS, size, HIDDEN)
         out[f"{tf}_attention_layer/_output_dense/bias"] = state[f"{pt}attention.output.dense.bias"]
         out[f"{tf}_attention_layer_norm/gamma"] = state[f"{pt}attention.output.LayerNorm.weight"]
         out[f"{tf}_attention_layer_norm/beta"] = state[f"{pt}attention.output.LayerNorm.bias"]
@@ -199,7 +207,8 @@ def save_nvidia(tiny: Tiny, folder: Path) -> Path:
             "pooler.dense.", "pooler.dense_act.").replace("transform.dense.", "transform.dense_act.")
         model[f"module.{name}"] = tensor
     model["module.cls.predictions.decoder.weight"] = model["module.bert.embeddings.word_embeddings.weight"]
-    checkpoint = {"model": model, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
+    checkpoint = {"model": model,
+                  "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
                   "epoch": 3, "files": [0, "shard_0.hdf5"]}
     torch.save(checkpoint, folder / "ckpt_1000.pt")
     (folder / "bert_config.json").write_text(json.dumps({**google_config(tiny), "vocab_size": VOCAB}))
@@ -213,7 +222,8 @@ def save_azureml(tiny: Tiny, folder: Path, *, half: bool = False, sidecars: bool
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k[len("bert."):]: (v.half() if half else v) for k, v in torch_state(tiny).items() if k.startswith("bert.")}
+    state = {k[len("bert."):]: (v.half() if half else v)
+             for k, v in torch_state(tiny).items() if k.startswith("bert.")}
     torch.save(state, folder / "bert_encoder_epoch_1.pt")
     if sidecars:
         (folder / "config.json").write_text(json.dumps(tiny.config))
@@ -230,7 +240,8 @@ def save_legacy_hub(tiny: Tiny, folder: Path) -> Path:
     state = {}
     for name, tensor in torch_state(tiny).items():
         if ".LayerNorm." in name:
-            name = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+            name = (name.replace("LayerNorm.weight", "LayerNorm.gamma")
+                    .replace("LayerNorm.bias", "LayerNorm.beta"))
         state[name] = tensor
     state["bert.embeddings.position_ids"] = torch.arange(POSITIONS).unsqueeze(0)
     torch.save(state, folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)
@@ -272,7 +283,8 @@ def _pt_sharded(tiny, folder: Path) -> Path:
     for file, keys in halves.items():
         torch.save({k: state[k] for k in keys}, folder / file)
     weight_map = {k: file for file, keys in halves.items() for k in keys}
-    (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    index = {"metadata": {}, "weight_map": weight_map}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
     (folder / "config.json").write_text(json.dumps(tiny.config))
     (folder / "vocab.txt").write_bytes(tiny.vocab.read_bytes())
     return folder / "pytorch_model.bin.index.json"
@@ -301,7 +313,8 @@ BUILDERS: dict[str, Callable] = {
     "legacy-hub": lambda t, f: save_legacy_hub(t, f),
 }
 # The weights each layout carries (AzureML has the encoder only).
-GROUPS = {label: ["pooler", "mlm", "nsp"] for label in BUILDERS} | {"azureml-pt": ["pooler"], "tf2": ["pooler"]}
+GROUPS = ({label: ["pooler", "mlm", "nsp"] for label in BUILDERS}
+          | {"azureml-pt": ["pooler"], "tf2": ["pooler"]})
 
 
 def listing(folder: Path) -> list[str]:

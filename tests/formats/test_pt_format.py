@@ -39,7 +39,8 @@ def test_a_pickle_carrying_code_is_refused_and_never_runs(tmp_path, how):
 
 
 def test_state_dicts_in_every_serialization(tmp_path):
-    state = {"a": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.ones(4, dtype=torch.bfloat16)}
+    state = {"a": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+             "b": torch.ones(4, dtype=torch.bfloat16)}
     for legacy in (False, True):
         path = tmp_path / f"w{legacy}.pt"
         torch.save(state, path, _use_new_zipfile_serialization=not legacy)

@@ -27,7 +27,8 @@ def _job(tensors: dict[str, np.ndarray], **kw) -> WriteJob:
 @pytest.fixture
 def arrays():
     rng = np.random.default_rng(1)
-    return {"a": rng.standard_normal((3, 5)).astype(np.float32), "b": rng.standard_normal(7).astype(np.float16),
+    return {"a": rng.standard_normal((3, 5)).astype(np.float32),
+            "b": rng.standard_normal(7).astype(np.float16),
             "c": np.arange(6, dtype=np.int64).reshape(2, 3), "empty": np.zeros((0, 4), np.float32)}
 
 
@@ -41,7 +42,9 @@ def test_streamed_file_equals_what_the_library_reads(tmp_path, arrays):
     with safe_open(path, "np") as handle:
         meta = handle.metadata()
     assert meta["format"] == "pt"
-    assert json.loads(meta["bertvault.tied"]) == {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    assert json.loads(meta["bertvault.tied"]) == {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"
+    }
     assert json.loads(meta["bertvault.config"]) == {"hidden_size": 4}
     assert int.from_bytes(path.read_bytes()[:8], "little") % 8 == 0  # header padded: data 8-byte aligned
 

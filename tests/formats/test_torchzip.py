@@ -16,7 +16,8 @@ from bertvault.formats import pt, torchzip
 from bertvault.formats.tensors import LazyTensor, bfloat16, torch_to_numpy
 
 ARRAYS = {
-    "bert.embeddings.word_embeddings.weight": np.random.default_rng(0).standard_normal((83, 32)).astype(np.float32),
+    "bert.embeddings.word_embeddings.weight":
+        np.random.default_rng(0).standard_normal((83, 32)).astype(np.float32),
     "half": np.arange(12, dtype=np.float16).reshape(3, 4),
     "brain": (np.arange(7, dtype=np.float32) / 3).astype(bfloat16()),
     "double": np.array(2.5),  # 0-d
@@ -55,8 +56,9 @@ def test_records_are_aligned_for_mapping(tmp_path):
     raw = path.read_bytes()
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            name_length, extra_length = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little"), \
-                int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+            at = info.header_offset
+            name_length = int.from_bytes(raw[at + 26:at + 28], "little")
+            extra_length = int.from_bytes(raw[at + 28:at + 30], "little")
             assert (info.header_offset + 30 + name_length + extra_length) % 64 == 0, info.filename
 
 

@@ -18,8 +18,8 @@ def hub():
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     """A real `bertvault` process: huggingface_hub reads its endpoint and offline mode at import."""
     full = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
-    return subprocess.run([sys.executable, "-m", "bertvault", *args], capture_output=True, text=True, env=full,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-m", "bertvault", *args], capture_output=True, text=True,
+                          env=full, timeout=600)
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ def bucket(gcs, name: str) -> str:
     return name
 
 
-def test_tutorial_flow_checkpoint_and_tfrecords_through_a_bucket(gcs, cli, demo_checkpoint, sample_text, tmp_path):
+def test_tutorial_flow_checkpoint_and_tfrecords_through_a_bucket(gcs, cli, demo_checkpoint, sample_text,
+                                                                  tmp_path):
     bucket(gcs, "tutorial")
     pushed = cli("push", "bert-demo-tiny", "gs://tutorial/bert/ckpt")
     assert pushed.returncode == 0, pushed.stderr
@@ -40,13 +41,15 @@ def test_tutorial_flow_checkpoint_and_tfrecords_through_a_bucket(gcs, cli, demo_
     assert sha256s(ckpt) == sha256s(demo_checkpoint)
 
     # The checkpoint converts straight from the bucket, and the TFRecords feed `prepare` from it.
-    converted = cli("convert", "gs://tutorial/bert/ckpt", "--to", "safetensors", "--out", str(tmp_path / "st"))
+    converted = cli("convert", "gs://tutorial/bert/ckpt", "--to", "safetensors",
+                    "--out", str(tmp_path / "st"))
     assert converted.returncode == 0, converted.stderr
     assert (tmp_path / "st" / "model.safetensors").is_file()
     data = resolve("gs://tutorial/bert/data").path
     records = sorted(p.name for p in data.rglob("*.tfrecord"))
     assert records, sorted(p.name for p in data.rglob("*"))
-    reread = cli("prepare", "gs://tutorial/bert/data", "--vocab-from", "bert-demo-tiny", "--out", str(tmp_path / "n"))
+    reread = cli("prepare", "gs://tutorial/bert/data", "--vocab-from", "bert-demo-tiny",
+                 "--out", str(tmp_path / "n"))
     assert reread.returncode == 0, reread.stderr
     assert "examples" in reread.stdout
 

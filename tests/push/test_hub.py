@@ -8,10 +8,11 @@ from safetensors.numpy import load
 
 
 def test_push_converts_to_an_hf_folder_with_a_model_card(hub, cli, demo_checkpoint):
-    result = cli("push", "bert-demo-tiny", "hf://me/demo-bert", HF_ENDPOINT=hub.endpoint, HF_TOKEN="hf_test_token",
-                 HF_HUB_OFFLINE="0")
+    result = cli("push", "bert-demo-tiny", "hf://me/demo-bert", HF_ENDPOINT=hub.endpoint,
+                 HF_TOKEN="hf_test_token", HF_HUB_OFFLINE="0")
     assert result.returncode == 0, result.stderr
-    assert "/".join(p for p in (hub.created[0].get("organization"), hub.created[0]["name"]) if p) == "me/demo-bert"
+    created = hub.created[0]
+    assert "/".join(p for p in (created.get("organization"), created["name"]) if p) == "me/demo-bert"
     (commit,) = hub.commits
     files = commit["files"]
     assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "README.md"} <= set(files)
@@ -22,7 +23,7 @@ def test_push_converts_to_an_hf_folder_with_a_model_card(hub, cli, demo_checkpoi
     assert files["vocab.txt"] == (demo_checkpoint / "vocab.txt").read_bytes()
     card = files["README.md"].decode()
     assert "bert-demo-tiny" in card and "license: apache-2.0" in card and "num_hidden_layers | 2" in card
-    assert all(h.get("authorization") == "Bearer hf_test_token" or h.get("Authorization") == "Bearer hf_test_token"
+    assert all("Bearer hf_test_token" in (h.get("authorization"), h.get("Authorization"))
                for h in hub.headers)
 
 

@@ -36,7 +36,8 @@ def write(path: Path, text: str) -> Path:
 def test_manifest_from_env_var_file_and_folder(tmp_path, monkeypatch) -> None:
     file = write(tmp_path / "one.toml", MY_BERT)
     folder = tmp_path / "more"
-    write(folder / "nested" / "two.toml", MY_BERT.replace("my-bert", "other-bert").replace('"mine"', '"theirs"'))
+    other = MY_BERT.replace("my-bert", "other-bert").replace('"mine"', '"theirs"')
+    write(folder / "nested" / "two.toml", other)
     monkeypatch.setenv("BERTVAULT_MANIFESTS", f"{file}:{folder}")
     registry = load_registry()
     assert registry.get("mine").name == "my-bert"
@@ -70,7 +71,8 @@ def test_duplicate_names_across_user_manifests(tmp_path, monkeypatch) -> None:
 
 
 def test_alias_clash_with_builtin(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("BERTVAULT_MANIFESTS", str(write(tmp_path / "a.toml", MY_BERT.replace('"mine"', '"multi_cased"'))))
+    clashing = write(tmp_path / "a.toml", MY_BERT.replace('"mine"', '"multi_cased"'))
+    monkeypatch.setenv("BERTVAULT_MANIFESTS", str(clashing))
     with pytest.raises(ManifestError, match=r"'multi_cased' names both"):
         load_registry()
 
@@ -93,8 +95,8 @@ def test_add_appends_a_valid_entry() -> None:
 def test_add_refuses_invalid_and_leaves_file_untouched() -> None:
     target = write(paths.default_user_manifest(), MY_BERT)
     before = target.read_text()
-    bad = build_table("x", ["ftp://example.org/model.bin"], kind="checkpoint", fmt="hf-pytorch", sha256=["123"],
-                      aliases=[], arch="2-32-4", vocab_from=None, description="")
+    bad = build_table("x", ["ftp://example.org/model.bin"], kind="checkpoint", fmt="hf-pytorch",
+                      sha256=["123"], aliases=[], arch="2-32-4", vocab_from=None, description="")
     with pytest.raises(ManifestError) as info:
         add_artifact(target, bad)
     message = str(info.value)
@@ -104,7 +106,8 @@ def test_add_refuses_invalid_and_leaves_file_untouched() -> None:
 
 
 def test_relative_file_url_is_resolved_against_the_manifest(tmp_path, monkeypatch) -> None:
-    manifest = write(tmp_path / "mirror" / "m.toml", MY_BERT.replace("file:///srv/models/model.safetensors", "file:files/model.safetensors"))
+    relative = MY_BERT.replace("file:///srv/models/model.safetensors", "file:files/model.safetensors")
+    manifest = write(tmp_path / "mirror" / "m.toml", relative)
     monkeypatch.setenv("BERTVAULT_MANIFESTS", str(manifest))
     url = load_registry().get("my-bert").files[0].urls[0]
     assert url == (tmp_path / "mirror" / "files" / "model.safetensors").as_uri()
