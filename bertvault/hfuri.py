@@ -33,7 +33,8 @@ def parse(url: str) -> HfUri:
         uri = parse_hf_uri(url)
     except (HfUriError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{url!r}: {reason.removeprefix(f'Invalid HF URI {url!r}. ')} Expected {FORM}") from None
+        reason = reason.removeprefix(f"Invalid HF URI {url!r}. ")
+        raise ValueError(f"{url!r}: {reason} Expected {FORM}") from None
     if uri.type not in KINDS:
         raise ValueError(f"{url!r} names a {uri.type}; bertvault reads and writes model, dataset and space "
                          "repositories")

@@ -21,8 +21,10 @@ ENVIRONMENT: dict[str, str] = {
     "HF_HOME": "huggingface_hub's home: hf:// files already in its cache are copied from it, with no request",
     "STORAGE_EMULATOR_HOST": "Google Cloud Storage endpoint for gs:// (an emulator such as fake-gcs-server)",
     "GOOGLE_OAUTH_ACCESS_TOKEN": "a bearer token for every gs:// request (`gcloud auth print-access-token`)",
-    "GOOGLE_APPLICATION_CREDENTIALS": "a service-account key file for gs:// (Application Default Credentials)",
-    "CLOUDSDK_CONFIG": "gcloud's folder, where `gcloud auth application-default login` leaves user credentials",
+    "GOOGLE_APPLICATION_CREDENTIALS": "a service-account key file for gs:// (Application Default "
+                                      "Credentials)",
+    "CLOUDSDK_CONFIG": "gcloud's folder, where `gcloud auth application-default login` leaves user "
+                       "credentials",
     "GCE_METADATA_HOST": "the metadata server of a Google Cloud VM (credentials of its service account)",
 }
 

@@ -69,8 +69,8 @@ def lookup(path: Path, stat: os.stat_result | None = None) -> str | None:
         if conn is None:
             return None
         with closing(conn):
-            row = conn.execute("SELECT dev, ino, size, mtime_ns, ctime_ns, sha256 FROM digests WHERE path = ?",
-                               (_key(path),)).fetchone()
+            query = "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256 FROM digests WHERE path = ?"
+            row = conn.execute(query, (_key(path),)).fetchone()
     except _ERRORS as exc:
         log.debug("digest cache lookup of %s failed: %s", path, exc)
         return None

@@ -56,18 +56,26 @@ ARCHITECTURES = (
 )
 
 
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def normalize(config: dict, origin: str) -> dict:
     """Fill defaults and check that the numbers a BERT needs are there and sane."""
     model_type = config.get("model_type", "bert")
     if model_type != "bert":
         raise ConversionError(f"{origin} describes a {model_type!r} model, not BERT")
     out = {**DEFAULTS, **config}
-    problems = [f"{origin} lacks {key}" if key not in out else f"{origin}: {key} must be a positive whole number, "
-                f"got {out[key]!r}" for key in REQUIRED
-                if not isinstance(out.get(key), int) or isinstance(out[key], bool) or out[key] <= 0]
-    problems += [f"{origin}: {key} must be a number{rule}, got {out[key]!r}" for key, (rule, ok) in NUMBERS.items()
-                 if key in out and not (isinstance(out[key], int | float) and not isinstance(out[key], bool)
-                                        and ok(out[key]))]
+    problems = [f"{origin} lacks {key}" if key not in out
+                else f"{origin}: {key} must be a positive whole number, got {out[key]!r}"
+                for key in REQUIRED if not _is_count(out.get(key))]
+    problems += [f"{origin}: {key} must be a number{rule}, got {out[key]!r}"
+                 for key, (rule, ok) in NUMBERS.items()
+                 if key in out and not (_is_number(out[key]) and ok(out[key]))]
     if not isinstance(out.get("hidden_act"), str):
         problems.append(f"{origin}: hidden_act must be an activation name, got {out.get('hidden_act')!r}")
     if not problems and out["hidden_size"] % out["num_attention_heads"]:

@@ -123,6 +123,53 @@ def export_tf1(canonical: Canonical, out: Path, *, force: bool = False, dtype: s
     return out
 
 
+def _output_for(canonical: Canonical, to: str, out: Path | None, force: bool) -> Path:
+    """--out (or the default place), checked against the target format before anything is written."""
+    spec = formats.get(to)
+    out = Path(out) if out is not None else default_output(canonical, to)
+    if out.suffix in formats.WEIGHT_SUFFIXES and out.suffix not in spec.file_suffixes:
+        what = (f"a {to} file ends in {' or '.join(spec.file_suffixes)}" if spec.file_suffixes
+                else f"{to} is written as a folder")
+        raise ConversionError(f"--out {out}: {what}")
+    _refuse_existing(out, force)
+    return out
+
+
+@dataclass
+class _Finishing:
+    """What happens to an output after its tensors are written: the check, then the provenance
+    record (inside a folder before it takes its name; beside a lone file after)."""
+
+    canonical: Canonical
+    to: str
+    dtype: str
+    check: bool
+    describing: object  # provenance.Describing: the source's hashes, read while the conversion runs
+    result: object | None = None  # check.CheckResult
+
+    def __call__(self, temp: Path, single_file: bool) -> None:
+        if self.check:
+            from bertvault.convert.check import check_conversion
+
+            self.result = check_conversion(self.canonical, temp, self.to, self.dtype,
+                                           single_file=single_file)
+        if temp.is_dir():
+            self.record(temp)
+
+    def record(self, output: Path) -> None:
+        _record(output, self.canonical, self.to, self.result, self.describing.result(), self.dtype)
+
+    def record_beside(self, out: Path) -> None:
+        """A lone weights file: its record goes beside it, or neither stays."""
+        try:
+            self.record(out)
+        except OSError as exc:
+            remove(out)
+            raise ConversionError(f"{out}: its provenance record could not be written ({exc.strerror}), so "
+                                  "the output was removed; free some space or write elsewhere with --out"
+                                  ) from None
+
+
 def convert(source: Source | str | Path, to: str, *, out: Path | None = None, dtype: str = "keep",
             from_format: str | None = None, force: bool = False, check: bool | None = None,
             config: Path | None = None, vocab: Path | None = None, drop_heads: bool = False,
@@ -133,9 +180,8 @@ def convert(source: Source | str | Path, to: str, *, out: Path | None = None, dt
     """
     spec = formats.get(to)
     if not spec.writable:
-        raise ConversionError(
-            f"cannot write {to}: it is read-only; write one of {', '.join(formats.WRITABLE)}"
-        )
+        raise ConversionError(f"cannot write {to}: it is read-only; write one of "
+                              f"{', '.join(formats.WRITABLE)}")
     target_dtype(dtype)
     started = time.perf_counter()
     if not isinstance(source, Source):
@@ -143,42 +189,17 @@ def convert(source: Source | str | Path, to: str, *, out: Path | None = None, dt
     canonical = load_canonical(source, config=config)
     from bertvault import provenance
 
-    describing: provenance.Describing | None = None
+    describing = None
     try:
-        # the record's source hashes are read while the conversion runs, not after it
         describing = provenance.start_describe(*provenance.located(source, canonical.source))
-        out = Path(out) if out is not None else default_output(canonical, to)
-        if out.suffix in formats.WEIGHT_SUFFIXES and out.suffix not in spec.file_suffixes:
-            what = f"a {to} file ends in {' or '.join(spec.file_suffixes)}" if spec.file_suffixes else \
-                f"{to} is written as a folder"
-            raise ConversionError(f"--out {out}: {what}")
-        _refuse_existing(out, force)
-        source_keymap = formats.get(canonical.format).keymap
-        if check is None:
-            check = source_keymap != spec.keymap or dtype != "keep"
-        outcome: dict = {}
-
-        def finish(temp: Path, single_file: bool) -> None:
-            """Before the output takes its name: the check, then (in a folder) its record."""
-            if check:
-                from bertvault.convert.check import check_conversion
-
-                outcome["check"] = check_conversion(canonical, temp, to, dtype, single_file=single_file)
-            if temp.is_dir():
-                _record(temp, canonical, to, outcome.get("check"), describing.result(), dtype)
-
-        count, size, left_out = save_canonical(
-            canonical, out, to, dtype=dtype, force=force, drop_heads=drop_heads,
-            max_shard_size=max_shard_size, finish=finish,
-        )
-        if not out.is_dir():  # a lone weights file: its record goes beside it, or neither stays
-            try:
-                _record(out, canonical, to, outcome.get("check"), describing.result(), dtype)
-            except OSError as exc:
-                remove(out)
-                raise ConversionError(f"{out}: its provenance record could not be written ({exc.strerror}), so "
-                                      "the output was removed; free some space or write elsewhere with --out"
-                                      ) from None
+        out = _output_for(canonical, to, out, force)
+        changes_layout = formats.get(canonical.format).keymap != spec.keymap or dtype != "keep"
+        finishing = _Finishing(canonical, to, dtype, changes_layout if check is None else check, describing)
+        count, size, left_out = save_canonical(canonical, out, to, dtype=dtype, force=force,
+                                               drop_heads=drop_heads, max_shard_size=max_shard_size,
+                                               finish=finishing)
+        if not out.is_dir():
+            finishing.record_beside(out)
     except BaseException:
         if describing is not None:
             describing.cancel()
@@ -186,7 +207,7 @@ def convert(source: Source | str | Path, to: str, *, out: Path | None = None, dt
     finally:
         canonical.close()
     return ConvertResult(out, canonical.format, to, count, size, dict(canonical.report.dropped),
-                         canonical.report.heads, left_out, time.perf_counter() - started, outcome.get("check"))
+                         canonical.report.heads, left_out, time.perf_counter() - started, finishing.result)
 
 
 def _record(output: Path, canonical: Canonical, to: str, check, described: dict, dtype: str) -> None:
@@ -197,6 +218,6 @@ def _record(output: Path, canonical: Canonical, to: str, check, described: dict,
         output, "convert", sources=[described],
         from_format=canonical.format, to=to, dtype=dtype,
         dropped=dict(canonical.report.dropped), heads=canonical.report.heads,
-        check=None if check is None else {"max_abs_diff": check.max_diff, "diffs": check.diffs, "bounds": check.bound,
-                                          "tf1_graph_float64": check.oracle},
+        check=None if check is None else {"max_abs_diff": check.max_diff, "diffs": check.diffs,
+                                          "bounds": check.bound, "tf1_graph_float64": check.oracle},
     )

@@ -49,7 +49,8 @@ class Pool:
 
     def put(self, buffer: memoryview) -> None:
         if len(buffer) != self.size:  # a slice given back would shrink the pool's buffers for good
-            raise ValueError(f"a buffer of {len(buffer)} bytes given back to a pool of {self.size}-byte buffers")
+            raise ValueError(f"a buffer of {len(buffer)} bytes given back to a pool of "
+                             f"{self.size}-byte buffers")
         with self._cond:
             self._free.append(buffer)
             self._cond.notify()

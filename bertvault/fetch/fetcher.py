@@ -135,7 +135,8 @@ class FileFetcher:
         problems: list[str] = []
         mismatched = False
         for url in spec.urls:
-            if scheme(url) == "hf" and (found := self._from_hf_cache(url, spec, task, claims, label)) is not None:
+            found = self._from_hf_cache(url, spec, task, claims, label) if scheme(url) == "hf" else None
+            if found is not None:
                 return found
             if self.options.offline and is_network(url):
                 problems.append(f"{url}: not fetched, offline mode")
@@ -180,7 +181,8 @@ class FileFetcher:
             part.discard()
             if space.is_full(exc):
                 raise
-            self.event(f"{label}: the Hugging Face cache's copy cannot be read ({exc.strerror}); downloading it")
+            self.event(f"{label}: the Hugging Face cache's copy cannot be read ({exc.strerror}); "
+                       "downloading it")
             return None
         size = part.data.stat().st_size
         named = hfcache.blob_sha256(found)
@@ -191,7 +193,8 @@ class FileFetcher:
         wrong = check(all_claims, {**hashes, "size": str(size)})
         if wrong:
             part.discard()
-            self.event(f"{label}: the Hugging Face cache's copy does not match ({'; '.join(wrong)}); downloading it")
+            self.event(f"{label}: the Hugging Face cache's copy does not match ({'; '.join(wrong)}); "
+                       "downloading it")
             return None
         task.begin(f"{url} (Hugging Face cache)", size, size)
         result = self._install(spec, part, Fetched(remote, hashes, size, 0), all_claims, task)

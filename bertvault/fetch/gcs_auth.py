@@ -62,7 +62,8 @@ class _Shared:
                 if not self.credentials.valid:
                     self.credentials.refresh(Request())
             except GoogleAuthError as exc:
-                raise CredentialsProblem(f"{self.origin}: cannot get an access token ({_first_line(exc)})") from None
+                raise CredentialsProblem(f"{self.origin}: cannot get an access token ({_first_line(exc)})"
+                                         ) from None
             found: dict[str, str] = {}
             self.credentials.apply(found)
             return found

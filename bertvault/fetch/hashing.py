@@ -25,7 +25,8 @@ class Progress:
 
     def __init__(self, done: RangeSet) -> None:
         self.written = done
-        self.held: dict[int, tuple[memoryview, Callable[[], None]]] = {}  # offset → (bytes, release their buffer)
+        # offset → (bytes, release their buffer)
+        self.held: dict[int, tuple[memoryview, Callable[[], None]]] = {}
         self.cond = threading.Condition()
         self.finished = False   # every byte is written (size may then be known only now)
         self.aborted = False
@@ -89,7 +90,8 @@ class Progress:
 class Hasher(threading.Thread):
     """Hash the file with every algorithm in `algos`, in order, as its prefix is written."""
 
-    def __init__(self, fd: int, algos: set[str], progress: Progress, block: int, direct_fd: int | None = None) -> None:
+    def __init__(self, fd: int, algos: set[str], progress: Progress, block: int,
+                 direct_fd: int | None = None) -> None:
         super().__init__(name="hasher", daemon=True)
         self.fd, self.direct_fd, self.progress, self.block = fd, direct_fd, progress, block
         self.hashers = {algo: HASHERS[algo]() for algo in sorted(algos)}

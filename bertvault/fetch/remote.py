@@ -96,4 +96,5 @@ def ensure_free(folder: Path, need: int) -> None:
     """Refuse before any byte is fetched when the file cannot fit."""
     short = lacking(folder, need)
     if short is not None:
-        raise DiskFull(f"not enough free space: {need} more bytes needed, {need - short} free in {folder}; {_FIX}")
+        raise DiskFull(f"not enough free space: {need} more bytes needed, {need - short} free in {folder}; "
+                       f"{_FIX}")

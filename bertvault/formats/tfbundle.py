@@ -181,8 +181,8 @@ class BundleReader:
         try:
             shards, self.entries = _contents(_table(index))
         except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:  # UnicodeDecodeError too
-            raise ConversionError(f"{prefix}.index is corrupt or truncated ({exc}); copy it again from its source"
-                                  ) from None
+            raise ConversionError(f"{prefix}.index is corrupt or truncated ({exc}); copy it again from its "
+                                  "source") from None
         self.data_files = [Path(f"{prefix}.data-{k:05d}-of-{shards:05d}") for k in range(shards)]
         _check_data_files(prefix, self.data_files, self.entries)
         self._files = [MappedFile(file) for file in self.data_files]

@@ -71,7 +71,8 @@ def _old_copy(leftover: Path) -> Path | None:
     """For `.NAME.bvtmp-PID-old-X`, the NAME it was moved away from (a folder being replaced)."""
     head, _, rest = leftover.name.rpartition(TAG)
     parts = rest.split("-")
-    return leftover.with_name(head[1:]) if len(parts) == 3 and parts[1] == "old" and head.startswith(".") else None
+    is_old = len(parts) == 3 and parts[1] == "old" and head.startswith(".")
+    return leftover.with_name(head[1:]) if is_old else None
 
 
 def recover(folder: Path) -> list[Path]:

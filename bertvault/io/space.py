@@ -1,4 +1,5 @@
-"""Disk space: reserve blocks before writing, write around the page cache, and say clearly when a disk is full.
+"""Disk space: reserve blocks before writing, write around the page cache, and say clearly when a
+disk is full.
 
 A full disk is an OSError here (errno in DISK_FULL); the caller turns it into its own one-line
 error with `no_space`, which gives the numbers and the fix."""

@@ -53,7 +53,8 @@ def load_model_source(source: Source, weights: bool = True) -> ModelSource:
     return ModelSource(source.name, state_dict, config, canonical.vocab_path, canonical.lowercase)
 
 
-def check_vocab(config: dict, vocab_path: Path | None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+def check_vocab(config: dict, vocab_path: Path | None,
+                state_dict: dict[str, torch.Tensor] | None = None) -> None:
     """The vocab must index the embedding rows: same size, or rows padded to a multiple of 8."""
     if vocab_path is None:
         raise TrainingError("the checkpoint has no vocab.txt beside it; pass one with --vocab")
@@ -63,8 +64,8 @@ def check_vocab(config: dict, vocab_path: Path | None, state_dict: dict[str, tor
         rows = state_dict["bert.embeddings.word_embeddings.weight"].shape[0]
     if rows != lines and not (rows > lines and rows % 8 == 0 and rows - lines < 8):
         raise TrainingError(
-            f"checkpoint and vocab disagree: the model has {rows} word embeddings but {vocab_path} has {lines} "
-            "tokens; pass the vocab.txt the checkpoint was trained with (--vocab)"
+            f"checkpoint and vocab disagree: the model has {rows} word embeddings but {vocab_path} has "
+            f"{lines} tokens; pass the vocab.txt the checkpoint was trained with (--vocab)"
         )
 
 
@@ -145,7 +146,8 @@ def export_tf1(model: torch.nn.Module, vocab_path: Path, lowercase: bool, target
         from bertvault.convert import export_tf1 as write_tf1
         from bertvault.convert import from_state_dict
     except ImportError:
-        raise TrainingError("--export tf1 needs bertvault's converter (bertvault.convert), missing here") from None
+        raise TrainingError("--export tf1 needs bertvault's converter (bertvault.convert), missing here"
+                            ) from None
     config = model.config.to_dict()
     canonical = from_state_dict(canonical_state_dict(model), config, vocab_path, lowercase)
     write_tf1(canonical, target, force=True)

@@ -346,8 +346,8 @@ def out_of_memory_hint(what: str) -> Iterator[None]:
         yield
     except torch.OutOfMemoryError:
         raise TrainingError(
-            f"{what} does not fit in device memory; lower --batch-size (raise --grad-accum to keep the global "
-            "batch), lower --seq-len, or use --precision bf16"
+            f"{what} does not fit in device memory; lower --batch-size (raise --grad-accum to keep the "
+            "global batch), lower --seq-len, or use --precision bf16"
         ) from None
     except RuntimeError as exc:
         text = str(exc)

@@ -94,7 +94,8 @@ def _first_child_error(folder: Path) -> ChildError | None:
     return None
 
 
-def relaunch(argv: list[str], nproc_per_node: int, nnodes: int, node_rank: int, rdzv_endpoint: str | None) -> None:
+def relaunch(argv: list[str], nproc_per_node: int, nnodes: int, node_rank: int,
+             rdzv_endpoint: str | None) -> None:
     """Runs ARGV under torch.distributed.run and waits; a failure is raised as one error.
 
     Children that stop on bad input leave their message in a shared folder; the lowest rank's is
@@ -105,7 +106,8 @@ def relaunch(argv: list[str], nproc_per_node: int, nnodes: int, node_rank: int, 
     from torch.distributed.launcher.api import elastic_launch
     from torch.distributed.run import config_from_args, get_args_parser
 
-    args = get_args_parser().parse_args(torchrun_arguments(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint))
+    arguments = torchrun_arguments(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+    args = get_args_parser().parse_args(arguments)
     if args.standalone:  # what torchrun's own run() does for --standalone
         args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id = "c10d", "localhost:0", str(uuid.uuid4())
     # One intra-op thread pool per process, sized so the processes share the cores instead of fighting.
@@ -154,7 +156,8 @@ def dispatch(settings, run: Callable, *args, argv: list[str], preflight: Callabl
         from bertvault import sources
 
         with sources.handed_to_children():
-            relaunch(argv, settings.nproc_per_node, settings.nnodes, settings.node_rank, settings.rdzv_endpoint)
+            relaunch(argv, settings.nproc_per_node, settings.nnodes, settings.node_rank,
+                     settings.rdzv_endpoint)
         return None
     if settings.device == "tpu" and settings.nproc_per_node > 1:
         xla_launch(run, settings, *args)

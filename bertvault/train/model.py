@@ -36,8 +36,8 @@ class PretrainingModel(torch.nn.Module):
         return self.net.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
-                masked_lm_positions: torch.Tensor, masked_lm_ids: torch.Tensor, masked_lm_weights: torch.Tensor,
-                next_sentence_label: torch.Tensor) -> PretrainingSums:
+                masked_lm_positions: torch.Tensor, masked_lm_ids: torch.Tensor,
+                masked_lm_weights: torch.Tensor, next_sentence_label: torch.Tensor) -> PretrainingSums:
         sequence, pooled = self.net.bert(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=False
         )[:2]
