@@ -43,7 +43,8 @@ def test_a_file_in_the_hf_cache_is_used_without_a_request(hub, manifest, home, o
     assert hub.seen == [] and hub.cdn.seen == []  # not one request
     mine = home / "artifacts" / "from-hf-cache" / "model.safetensors"
     assert mine.read_bytes() == DATA
-    assert not os.path.samestat(mine.stat(), os.stat(hf_copy))  # a copy: writes on one side never reach the other
+    # a copy: writes on one side never reach the other
+    assert not os.path.samestat(mine.stat(), os.stat(hf_copy))
     record = json.loads(out)["files"][0]
     assert f"sha256 {sha256(DATA)} (server Hugging Face cache)" in record["checked"]
     assert "from the Hugging Face cache" in record["url"]

@@ -81,7 +81,8 @@ def test_hf_files_come_from_the_cdn_without_the_token_and_match_the_lfs_sha256(h
     assert cdn_saw and all("authorization" not in s.headers for s in cdn_saw)  # dropped across hosts
     assert all(s.headers.get("range") for s in cdn_saw if s.method == "GET")
     config_gets = [s for s in hub.seen if s.path.endswith("config.json") and s.method == "GET"]
-    assert config_gets and config_gets[0].headers.get("authorization") == "Bearer hf_secret"  # same host: kept
+    # same host: kept
+    assert config_gets and config_gets[0].headers.get("authorization") == "Bearer hf_secret"
     meta = json.loads((home / "meta" / "hub-art.json").read_text())["files"]["model.safetensors"]
     assert meta["info"]["commit"] == hub.COMMIT and meta["version"] == sha256(DATA)
 

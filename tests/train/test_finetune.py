@@ -125,7 +125,8 @@ def test_glue_files_are_read_as_published(tmp_path):
     for path, (text, pair, label) in expected.items():
         table = tables.read_table(path)
         assert tables.detect_columns(table) == tables.Columns(text, pair, label), path.name
-    assert tables.read_table(sst).rows[0]["sentence"] == 'it \'s a "charming" film '  # quotes kept as they are
+    # quotes kept as they are
+    assert tables.read_table(sst).rows[0]["sentence"] == 'it \'s a "charming" film '
     assert tables.read_table(cola).rows[1]["3"] == "The more we study."
 
 
