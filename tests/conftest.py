@@ -21,8 +21,9 @@ def isolated_env(tmp_path_factory, monkeypatch) -> Iterator[Path]:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(root / "hf"))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(root / "gcloud"))  # no user's gcloud credentials
-    for name in ("BERTVAULT_MANIFESTS", "BERTVAULT_OFFLINE", "BERTVAULT_DEBUG", "HF_TOKEN", "STORAGE_EMULATOR_HOST",
-                 "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN", "GCE_METADATA_HOST", "GCE_METADATA_IP"):
+    for name in ("BERTVAULT_MANIFESTS", "BERTVAULT_OFFLINE", "BERTVAULT_DEBUG", "HF_TOKEN",
+                 "STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN",
+                 "GCE_METADATA_HOST", "GCE_METADATA_IP"):
         monkeypatch.delenv(name, raising=False)
     yield root
     # The last-resort handler logs every fault bertvault does not know: no test may reach it.

@@ -488,12 +488,14 @@ class MockHub(FaultServer):
         self.head = self.COMMIT
         self.repo_files: dict[str, tuple[bytes, bool]] = {}
 
-    def add_repo_file(self, repo: str, name: str, data: bytes, lfs: bool = True, cdn_data: bytes | None = None) -> str:
+    def add_repo_file(self, repo: str, name: str, data: bytes, lfs: bool = True,
+                      cdn_data: bytes | None = None) -> str:
         """Add (or change) a file on main, that is in the head commit."""
         for rev in ("main", self.head):
             self._place(f"/{repo}/resolve/{rev}/{name}", data, lfs)
         if lfs:
-            self.cdn.add(f"lfs/{hashlib.sha256(data).hexdigest()}", cdn_data if cdn_data is not None else data)
+            self.cdn.add(f"lfs/{hashlib.sha256(data).hexdigest()}",
+                         cdn_data if cdn_data is not None else data)
         return f"hf://{repo}/{name}"
 
     def _place(self, path: str, data: bytes, lfs: bool) -> None:
@@ -520,7 +522,8 @@ class MockHub(FaultServer):
                 sibling = {"rfilename": key[len(prefix):], "size": len(data),
                            "blobId": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
                 if lfs:
-                    sibling["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+                    sibling["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                                      "pointerSize": 134}
                 siblings.append(sibling)
         if not siblings:
             return self.status(h, 404, {"X-Error-Code": "RevisionNotFound"})

@@ -78,7 +78,8 @@ def test_no_import_cycles_between_packages() -> None:
         edges.setdefault(_part(module), set()).update(_part(n) for n in names if _part(n) != _part(module))
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in edges.get(start, ()))
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n}))
+                   for n in edges.get(start, ()))
 
     cycles = sorted(part for part in edges if reaches(part, part, {part}))
     assert not cycles, f"packages in an import cycle: {cycles}"

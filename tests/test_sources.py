@@ -156,8 +156,10 @@ def test_every_command_taking_a_name_suggests(command, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("url, expected", [
-    ("hf://google-bert/bert-base-uncased/config.json", ("google-bert/bert-base-uncased", "model", None, "config.json")),
-    ("hf://datasets/nyu-mll/glue/mrpc/train.parquet", ("nyu-mll/glue", "dataset", None, "mrpc/train.parquet")),
+    ("hf://google-bert/bert-base-uncased/config.json",
+     ("google-bert/bert-base-uncased", "model", None, "config.json")),
+    ("hf://datasets/nyu-mll/glue/mrpc/train.parquet",
+     ("nyu-mll/glue", "dataset", None, "mrpc/train.parquet")),
     ("hf://spaces/org/app/app.py", ("org/app", "space", None, "app.py")),
     ("hf://org/repo@refs/pr/1/model.bin", ("org/repo", "model", "refs/pr/1", "model.bin")),
     ("hf://org/repo@v1%2Fbeta/x.bin", ("org/repo", "model", "v1/beta", "x.bin")),
@@ -192,10 +194,11 @@ def test_every_size_option_reads_units_the_same_way(tmp_path):
                      "--out", str(tmp_path / "o")],
                     ["pull", "bert-demo-tiny", "--chunk-size", "8 parsecs"]):
         result = runner.invoke(cli_app, command)
-        assert result.exit_code == 2 and "expected a size such as 2GB or 64MiB" in result.stderr, result.output
+        assert (result.exit_code == 2
+                and "expected a size such as 2GB or 64MiB" in result.stderr), result.output
     out = tmp_path / "sharded"
-    result = runner.invoke(cli_app, ["convert", str(MINILM), "--to", "safetensors", "--max-shard-size", "19MB",
-                                     "--no-check", "--out", str(out)])
+    result = runner.invoke(cli_app, ["convert", str(MINILM), "--to", "safetensors",
+                                     "--max-shard-size", "19MB", "--no-check", "--out", str(out)])
     assert result.exit_code == 0, result.output
     from safetensors import safe_open
 

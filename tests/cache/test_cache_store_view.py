@@ -72,7 +72,8 @@ def test_materialize_copies_a_view_with_links_kept(home, tmp_path) -> None:
         (stage / "d" / "b.txt").symlink_to("a.txt")
         view.publish(stage, "m")
     assert view.materialize(layout.artifact_dir("m"), tmp_path / "out") == 2
-    assert (tmp_path / "out" / "d" / "b.txt").read_text() == "A" and (tmp_path / "out" / "d" / "b.txt").is_symlink()
+    assert ((tmp_path / "out" / "d" / "b.txt").read_text() == "A"
+            and (tmp_path / "out" / "d" / "b.txt").is_symlink())
 
 
 def test_metadata_updates_are_atomic_and_merged(home) -> None:
@@ -89,7 +90,8 @@ def test_a_waiting_process_says_what_it_waits_for(home) -> None:
         "import sys, time\n"
         "from bertvault.cache.locks import waiting_lock\n"
         "with waiting_lock('f', 'bert/model.bin', print):\n"
-        "    print('held', flush=True); time.sleep(1.5)\n")], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        "    print('held', flush=True); time.sleep(1.5)\n")],
+        stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     assert holder.stdout.readline().strip() == "held"
     said: list[str] = []
     started = time.monotonic()

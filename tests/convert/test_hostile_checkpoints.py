@@ -105,7 +105,8 @@ def test_a_config_with_fewer_layers_than_the_weights(sources, tmp_path):
 
 def test_out_below_a_regular_file(sources, tmp_path):
     (tmp_path / "afile").write_text("not a folder")
-    _refused(tmp_path, [sources("hf"), "--to", "safetensors", "--out", tmp_path / "afile" / "sub" / "m.safetensors"],
+    _refused(tmp_path,
+             [sources("hf"), "--to", "safetensors", "--out", tmp_path / "afile" / "sub" / "m.safetensors"],
              "is a file, not a folder")
 
 
@@ -132,14 +133,16 @@ def test_a_disk_that_fills_up_after_the_weights_leaves_nothing(sources, tmp_path
     """Room for the weights (reserved first) but not for the provenance record: no output, no
     temporary, no 0-byte record left, one line."""
     probe = tmp_path / "probe"
-    result = runner.invoke(app, ["convert", str(sources("hf")), "--to", to, "--no-check", "--out", str(probe / name)])
+    result = runner.invoke(app, ["convert", str(sources("hf")), "--to", to, "--no-check",
+                                 "--out", str(probe / name)])
     assert result.exit_code == 0, result.output
     need = sum(-(-f.stat().st_size // 4096) * 4096 for f in probe.rglob("*") if f.is_file()
                and "provenance" not in f.name)
     disk = tmp_path / "small"
     _mount(disk, f"size={need}")
     try:
-        result = runner.invoke(app, ["convert", str(sources("hf")), "--to", to, "--no-check", "--out", str(disk / name)])
+        result = runner.invoke(app, ["convert", str(sources("hf")), "--to", to, "--no-check",
+                                     "--out", str(disk / name)])
         assert result.exit_code == 5, result.output
         assert result.stderr.count("\n") == 1 and "space" in result.stderr, result.stderr
         assert list(disk.iterdir()) == []

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 
 def _need(program: str) -> str:
-    path = shutil.which(program) or (f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None)
+    path = shutil.which(program) or (
+        f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None)
     if path is None:
         pytest.skip(f"{program} is not installed (Debian: apt-get install {program}; see .ci/run)")
     return path

@@ -94,7 +94,8 @@ def test_a_changed_file_is_noticed_across_runs_by_the_journal(cli, faulty, manif
 
 
 def test_truncated_single_stream_body_is_fetched_again(cli, faulty, manifest, home) -> None:
-    manifest.add("truncated", {"path": "f.bin", "urls": [faulty.add("f.bin", DATA, ["drop:200000"], ranges=False)]})
+    manifest.add("truncated",
+                 {"path": "f.bin", "urls": [faulty.add("f.bin", DATA, ["drop:200000"], ranges=False)]})
     code, report, err = pull(cli, "truncated")
     assert code == 0, err
     assert view_file(home, "truncated") == DATA
@@ -139,7 +140,8 @@ def test_416_means_the_file_shrank_and_is_probed_again(cli, faulty, manifest, ho
     assert "416" in err and view_file(home, "shrunk") == DATA
 
 
-def test_a_server_that_keeps_failing_gives_a_one_line_error_and_keeps_the_partial(cli, faulty, manifest, home) -> None:
+def test_a_server_that_keeps_failing_gives_a_one_line_error_and_keeps_the_partial(
+        cli, faulty, manifest, home) -> None:
     url = faulty.add("f.bin", DATA, ["drop:70000"] + ["500"] * 50)
     manifest.add("broken", {"path": "f.bin", "urls": [url]})
     code, _, err = pull(cli, "broken", "--connections", "1", "--retries", "3")

@@ -67,7 +67,8 @@ def _hub_env(hub, token: str | None = "hf_secret") -> dict:
 def test_hf_files_come_from_the_cdn_without_the_token_and_match_the_lfs_sha256(hub, manifest, home) -> None:
     weights = hub.add_repo_file("google/bert-tiny", "model.safetensors", DATA, lfs=True)
     config = hub.add_repo_file("google/bert-tiny", "config.json", b'{"hidden_size": 32}', lfs=False)
-    manifest.add("hub-art", {"path": "model.safetensors", "urls": [weights]}, {"path": "config.json", "urls": [config]})
+    manifest.add("hub-art", {"path": "model.safetensors", "urls": [weights]},
+                 {"path": "config.json", "urls": [config]})
     process = bertvault_process("pull", "hub-art", *FAST, env=_hub_env(hub))
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
@@ -120,6 +121,7 @@ def test_file_mirror_works_offline(cli, tmp_path, manifest, home) -> None:
 
 def test_digest_headers_of_rfc_3230_are_verified(cli, faulty, manifest) -> None:
     good = base64.b64encode(hashlib.sha256(DATA).digest()).decode()
-    manifest.add("rfc", {"path": "f.bin", "urls": [faulty.add("f.bin", DATA, headers={"Digest": f"SHA-256={good}"})]})
+    manifest.add("rfc", {"path": "f.bin",
+                         "urls": [faulty.add("f.bin", DATA, headers={"Digest": f"SHA-256={good}"})]})
     result = pulled(cli, "rfc")
     assert f"sha256 {sha256(DATA)} (server digest)" in result["checked"]

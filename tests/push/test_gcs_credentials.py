@@ -23,7 +23,8 @@ def tokens():
 
 @pytest.fixture
 def private(gcs_server, tokens, monkeypatch):
-    """A bucket `private` holding one object, reachable only with a token `tokens` issued (or 'ya29.given')."""
+    """A bucket `private` holding one object, reachable only with a token `tokens` issued
+    (or 'ya29.given')."""
     gcs_server.upload("private", "ckpt/vocab.txt", b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n")
     gate = AuthGate(gcs_server.endpoint, lambda: tokens.valid() | {"ya29.given"})
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gate.endpoint)
@@ -39,8 +40,9 @@ def _service_account_key(path: Path, token_uri: str) -> Path:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
     path.write_text(json.dumps({
-        "type": "service_account", "project_id": "test-project", "private_key_id": "k1", "private_key": pem,
-        "client_email": "pusher@test-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri,
+        "type": "service_account", "project_id": "test-project", "private_key_id": "k1",
+        "private_key": pem, "client_email": "pusher@test-project.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": token_uri,
     }))
     return path
 
@@ -61,7 +63,8 @@ def test_a_bare_token_goes_with_every_read_and_write(cli, private, demo_checkpoi
     pushed = cli("push", "bert-demo-tiny", "gs://private/bert/ckpt", **env)
     assert pushed.returncode == 0, pushed.stderr
     pulled = cli("prepare", str(Path(__file__).parents[2] / "bertvault/resources/sample_text.txt"),
-                 "--vocab-from", "gs://private/bert/ckpt", "--seq-len", "32", "--out", str(tmp_path / "d"), **env)
+                 "--vocab-from", "gs://private/bert/ckpt", "--seq-len", "32", "--out", str(tmp_path / "d"),
+                 **env)
     assert pulled.returncode == 0, pulled.stderr
     assert _authorized(private) and set(_authorized(private)) == {"Bearer ya29.given"}
 
@@ -108,7 +111,8 @@ def test_credentials_never_leave_the_storage_host(monkeypatch):
 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
     monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.secret")
-    assert gcs_auth.headers("http://127.0.0.1:1/storage/v1/b/x/o/y") == {"authorization": "Bearer ya29.secret"}
+    assert gcs_auth.headers("http://127.0.0.1:1/storage/v1/b/x/o/y") == {
+        "authorization": "Bearer ya29.secret"}
     assert gcs_auth.headers("http://127.0.0.1:2/elsewhere") == {}
     assert gcs_auth.headers("https://cdn.example.org/object") == {}
 

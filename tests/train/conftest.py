@@ -1,4 +1,5 @@
-"""A tiny BERT (2 layers, hidden 32) saved as a Hugging Face folder, with a vocab built from the sample text."""
+"""A tiny BERT (2 layers, hidden 32) saved as a Hugging Face folder, with a vocab built from the sample
+text."""
 
 from __future__ import annotations
 
@@ -62,18 +63,19 @@ def prepared_sample(tmp_path_factory, tiny_bert) -> Path:
 
     out = tmp_path_factory.mktemp("prepared") / "sample"
     options = prepare.Options(seq_len=64, max_predictions=10, seed=1, dupe_factor=4)
-    plan = prepare.plan([str(REPO / "bertvault" / "resources" / "sample_text.txt")], str(tiny_bert / "vocab.txt"),
-                        str(out), options, lowercase=True)
+    plan = prepare.plan([str(REPO / "bertvault" / "resources" / "sample_text.txt")],
+                        str(tiny_bert / "vocab.txt"), str(out), options, lowercase=True)
     prepare.run(plan)
     return out
 
 
 def _bertvault(*args: str, env: dict | None = None, timeout: int = 300, check: bool = True):
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "bertvault", *map(str, args)], capture_output=True, text=True,
-                            check=False, env=full_env, timeout=timeout)
+    result = subprocess.run([sys.executable, "-m", "bertvault", *map(str, args)], capture_output=True,
+                            text=True, check=False, env=full_env, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"bertvault {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr[-4000:]}")
+        raise AssertionError(f"bertvault {' '.join(map(str, args))} exited {result.returncode}:\n"
+                             f"{result.stderr[-4000:]}")
     return result
 
 

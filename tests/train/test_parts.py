@@ -12,7 +12,8 @@ from bertvault.train import config, devices, launch, optim
 from bertvault.train.metrics import flops_per_token
 
 
-@pytest.mark.parametrize(("layers", "hidden", "masked", "everywhere"), [(12, 768, 0.546, 0.668), (24, 1024, 1.880, 2.044)])
+@pytest.mark.parametrize(("layers", "hidden", "masked", "everywhere"),
+                         [(12, 768, 0.546, 0.668), (24, 1024, 1.880, 2.044)])
 def test_flops_per_token_matches_the_reference_table(layers, hidden, masked, everywhere):
     assert flops_per_token(layers, hidden, 128, 30522, 0.15) / 1e9 == pytest.approx(masked, abs=0.002)
     assert flops_per_token(layers, hidden, 128, 30522, 1.0) / 1e9 == pytest.approx(everywhere, abs=0.002)
@@ -31,8 +32,8 @@ def test_warmup_then_linear_decay_to_zero():
 def test_no_decay_on_layernorm_and_biases():
     from transformers import BertConfig, BertForPreTraining
 
-    model = BertForPreTraining(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                          intermediate_size=32))
+    model = BertForPreTraining(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=32))
     decay, no_decay = optim.parameter_groups(model, 0.01)
     names = {id(p): n for n, p in model.named_parameters()}
     assert all(names[id(p)].endswith("weight") and "LayerNorm" not in names[id(p)] for p in decay["params"])

@@ -49,19 +49,23 @@ def test_tiny_bert_loss_falls_and_exports_hf_folder(tmp_path, tiny_bert, sample_
 
     initial = load_file(tiny_bert / "model.safetensors")["bert.encoder.layer.0.attention.self.query.weight"]
     assert not torch.equal(trained, initial)
-    assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    assert (model.cls.predictions.decoder.weight.data_ptr()
+            == model.bert.embeddings.word_embeddings.weight.data_ptr())
 
 
 def test_settings_file_and_saved_settings(tmp_path, tiny_bert, prepared_sample):
     settings_file = tmp_path / "run.yaml"
-    settings_file.write_text(f"pretrain:\n  steps: 3\n  lr: 0.001\n  optimizer: lamb\n  data: {prepared_sample}\n")
+    settings_file.write_text("pretrain:\n  steps: 3\n  lr: 0.001\n  optimizer: lamb\n"
+                             f"  data: {prepared_sample}\n")
     file_values = config.read_settings_file(settings_file, "pretrain")
     out = tmp_path / "run"
-    settings = pretrain.resolve_settings(file_values, {**TINY, "from_": str(tiny_bert), "out": str(out), "lr": 0.002},
+    settings = pretrain.resolve_settings(file_values,
+                                         {**TINY, "from_": str(tiny_bert), "out": str(out), "lr": 0.002},
                                          resume=False)
     assert (settings.steps, settings.lr, settings.optimizer) == (3, 0.002, "lamb")  # command line wins
     pretrain.run(settings)
-    saved = config.load_saved(config.PretrainSettings, out / "checkpoints" / "step-00000003" / "settings.toml")
+    saved = config.load_saved(config.PretrainSettings,
+                              out / "checkpoints" / "step-00000003" / "settings.toml")
     assert (saved.optimizer, saved.lr, saved.steps, saved.warmup) == ("lamb", 0.002, 3, 1)
 
 
@@ -86,7 +90,8 @@ def _start(args: list[str]) -> subprocess.Popen:
 def test_resume_after_kill_gives_the_losses_of_an_uninterrupted_run(tmp_path, tiny_bert, prepared_sample,
                                                                      bertvault, read_metrics):
     common = ["--from", tiny_bert, "--data", prepared_sample, "--steps", "20", "--save-every", "10",
-              "--batch-size", "16", "--seq-len", "64", "--max-predictions", "10", "--log-every", "1", "--lr", "2e-3"]
+              "--batch-size", "16", "--seq-len", "64", "--max-predictions", "10", "--log-every", "1",
+              "--lr", "2e-3"]
     killed = tmp_path / "killed"
     process = _start(["pretrain", *map(str, common), "--out", str(killed)])
     _wait_for(killed / "checkpoints" / "step-00000010", process)
@@ -102,8 +107,8 @@ def test_resume_after_kill_gives_the_losses_of_an_uninterrupted_run(tmp_path, ti
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        pretrain.run(settings_for(from_=str(tiny_bert), data=str(prepared_sample), out=str(straight), steps=20,
-                                  save_every=10, batch_size=16, lr=2e-3))
+        pretrain.run(settings_for(from_=str(tiny_bert), data=str(prepared_sample), out=str(straight),
+                                  steps=20, save_every=10, batch_size=16, lr=2e-3))
     finally:
         torch.set_num_threads(threads)
     after_kill, uninterrupted = losses(read_metrics(killed)), losses(read_metrics(straight))
@@ -162,10 +167,12 @@ def test_a_new_run_refuses_a_folder_holding_another_run(tmp_path, tiny_bert, pre
         pretrain.run(settings_for(from_=str(tiny_bert), data=str(prepared_sample), out=str(out), steps=1))
 
 
-def test_two_torchrun_processes_match_one_process(tmp_path, tiny_bert, prepared_sample, bertvault, read_metrics):
+def test_two_torchrun_processes_match_one_process(tmp_path, tiny_bert, prepared_sample, bertvault,
+                                                  read_metrics):
     """Same global batch (2 × 4 vs 1 × 8), gloo on the CPU: the same losses step by step."""
     common = ["--from", tiny_bert, "--data", prepared_sample, "--steps", "4", "--seq-len", "64",
-              "--max-predictions", "10", "--log-every", "1", "--lr", "2e-3", "--dropout", "0", "--grad-accum", "2"]
+              "--max-predictions", "10", "--log-every", "1", "--lr", "2e-3", "--dropout", "0",
+              "--grad-accum", "2"]
     two = tmp_path / "two"
     bertvault("pretrain", *common, "--batch-size", "2", "--nproc-per-node", "2", "--out", two, timeout=600)
     one = tmp_path / "one"
@@ -180,13 +187,14 @@ def test_two_torchrun_processes_match_one_process(tmp_path, tiny_bert, prepared_
     assert saved["world_size"] == 2 and len(saved["data"]) == 2
 
 
-def test_weights_and_heads_survive_a_round_trip_through_tf1(tmp_path, tiny_bert, prepared_sample, read_metrics):
+def test_weights_and_heads_survive_a_round_trip_through_tf1(tmp_path, tiny_bert, prepared_sample,
+                                                            read_metrics):
     """pretrain -> TF1 export -> pretrain --from that TF1 checkpoint: the second run's first loss on the
     fixed evaluation batches equals the first run's last loss on them."""
     pytest.importorskip("tensorflow")
     first = tmp_path / "first"
-    result = pretrain.run(settings_for(from_=str(tiny_bert), data=str(prepared_sample), out=str(first), steps=6,
-                                       lr=3e-3, eval_every=3, eval_batches=2, export=["tf1"]))
+    result = pretrain.run(settings_for(from_=str(tiny_bert), data=str(prepared_sample), out=str(first),
+                                       steps=6, lr=3e-3, eval_every=3, eval_batches=2, export=["tf1"]))
     assert (result.tf1_dir / "bert_model.ckpt.index").is_file()
     second = tmp_path / "second"
     pretrain.run(settings_for(from_=str(result.tf1_dir), data=str(prepared_sample), out=str(second), steps=1,
@@ -217,19 +225,22 @@ def test_minilm_without_heads_pretrains_from_its_folder(tmp_path, sample_text, r
     assert model.config.num_hidden_layers == 6 and model.config.vocab_size == 30522
 
 
-def test_scratch_model_on_tfrecords_keeps_the_newest_checkpoints(tmp_path, tiny_bert, sample_text, read_metrics):
+def test_scratch_model_on_tfrecords_keeps_the_newest_checkpoints(tmp_path, tiny_bert, sample_text,
+                                                                  read_metrics):
     from bertvault.data import prepare
 
     records = tmp_path / "tfr"
     prepare.run(prepare.plan([str(sample_text)], str(tiny_bert / "vocab.txt"), str(records),
-                             prepare.Options(seq_len=64, max_predictions=10, format="tfrecord", dupe_factor=2),
+                             prepare.Options(seq_len=64, max_predictions=10, format="tfrecord",
+                                             dupe_factor=2),
                              lowercase=True))
     out = tmp_path / "run"
     settings = settings_for(from_="scratch", config="2-32-2", vocab=str(tiny_bert / "vocab.txt"),
                             data=str(records / "*.tfrecord"), out=str(out), steps=6, save_every=2, keep=2)
     pretrain.run(settings)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]
-    saved = config.load_saved(config.PretrainSettings, out / "checkpoints" / "step-00000006" / "settings.toml")
+    saved = config.load_saved(config.PretrainSettings,
+                              out / "checkpoints" / "step-00000006" / "settings.toml")
     assert saved.lr == config.LR_SCRATCH  # google-research/bert's from-scratch rate
     assert len(read_metrics(out)) == 6
 

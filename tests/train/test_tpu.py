@@ -1,4 +1,5 @@
-"""The XLA path (torch_xla, PJRT). Run with `scripts/test-tpu.sh`, which sets PJRT_DEVICE=CPU in its own venv."""
+"""The XLA path (torch_xla, PJRT). Run with `scripts/test-tpu.sh`, which sets PJRT_DEVICE=CPU in its own
+venv."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def _xla():
     pytest.importorskip("torch_xla")
 
 
-def test_pretrain_on_an_xla_device_learns_saves_and_resumes(tmp_path, tiny_bert, prepared_sample, read_metrics):
+def test_pretrain_on_an_xla_device_learns_saves_and_resumes(tmp_path, tiny_bert, prepared_sample,
+                                                            read_metrics):
     from bertvault.train import devices, pretrain
 
     assert devices.pick("tpu").kind == "xla"
