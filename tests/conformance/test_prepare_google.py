@@ -71,7 +71,10 @@ def _prepare_and_check(google, bertvault, minilm, out, docs: list[list[str]], du
     assert f"{share:.1%} random next" in result.stdout  # the summary shows the random-next share
 
     tokenizer = google.tokenization.FullTokenizer(str(minilm / "vocab.txt"), do_lower_case=True)
-    streams = [[i for sentence in doc for i in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence))]
+    # One documented departure (README, "Tokenization"): a word-final capital sigma lower-cases to σ,
+    # where google's Python gives ς; google's side is asked the same with it applied.
+    streams = [[i for sentence in doc
+                for i in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence.replace("Σ", "σ")))]
                for doc in docs]
     index = _runs_of(streams)
     cls, sep = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
