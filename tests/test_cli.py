@@ -115,7 +115,9 @@ def test_info_table_shows_mirrors_and_links() -> None:
     result = invoke("info", "multi_cased")
     assert result.exit_code == 0
     assert "bert-base-multilingual-cased" in result.output and "members pinned" in result.output
-    assert "[zip, 5 member hashes]" in result.output and "662.9 MB" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("multi_cased_L-12_H-768_A-12.zip "))
+    assert row.split("  ")[:4] == ["multi_cased_L-12_H-768_A-12.zip", "662.9 MB", "members pinned",
+                                   "zip, 5 member hashes"]
     assert "not pinned" in invoke("info", "wwm_cased_L-24_H-1024_A-16").output
 
 
@@ -160,7 +162,7 @@ def test_add_then_info() -> None:
     assert added.exit_code == 0, added.output
     data = json.loads(invoke("info", "tiny", "--json").output)
     assert data["architecture"]["cased"] is True and data["files"][0]["path"] == "model.safetensors"
-    again = invoke("add", "tiny", "https://example.org/a/model.safetensors")
+    again = invoke("add", "tiny", "https://example.org/a/model.safetensors", "--arch", "2-32-4")
     assert again.exit_code == 2 and "already declares 'tiny'" in again.output
 
 
