@@ -939,15 +939,15 @@ def verify(
     """
     from dataclasses import asdict
 
-    from bertvault.errors import ManifestError, raise_if
+    from bertvault.errors import ManifestError, UsageError, raise_if
     from bertvault.fetch.verify import failures
     from bertvault.fetch.verify import verify as run_verify
 
     problems, known = [], []
-    for name in names or []:
+    for name in names or []:  # every name checked before any file is hashed
         try:
             known.append(_cached_name(name))
-        except ManifestError as exc:
+        except (ManifestError, UsageError) as exc:
             problems.extend(exc.problems)
     raise_if(problems, ManifestError)
     checks = run_verify(known)
