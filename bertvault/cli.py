@@ -218,7 +218,10 @@ def _print_table(title: str, columns: list[_Col], rows: list[list[str]], console
     if console is None and _on_terminal():
         console = _console()
     if console is not None:
-        console.print(_rich_table(title, columns, rows, console.width))
+        from rich.text import Text
+
+        console.print(Text(title, style="table.title"), soft_wrap=True)  # never cut: a name may be in it
+        console.print(_rich_table(columns, rows, console.width))
         return
     rows = [[cell.replace("\n", " ") for cell in row] for row in rows]
     widths = [max([len(c.name)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
@@ -252,7 +255,7 @@ def _fit(columns: list[_Col], natural: list[int], width: int) -> dict[int, int]:
     return widths
 
 
-def _rich_table(title: str, columns: list[_Col], rows: list[list[str]], width: int):
+def _rich_table(columns: list[_Col], rows: list[list[str]], width: int):
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -261,8 +264,8 @@ def _rich_table(title: str, columns: list[_Col], rows: list[list[str]], width: i
     natural = [max([len(c.name)] + [len(line) for row in cells for line in row[i].splitlines()])
                for i, c in enumerate(columns)]
     widths = _fit(columns, natural, width)
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  padding=(0, _GAP - 1, 0, 0), collapse_padding=True)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, _GAP - 1, 0, 0),
+                  collapse_padding=True)
     for i, size in widths.items():
         table.add_column(columns[i].name, width=size, no_wrap=True, overflow="ellipsis")
     for row in cells:
