@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +116,9 @@ def test_info_table_shows_mirrors_and_links() -> None:
     result = invoke("info", "multi_cased")
     assert result.exit_code == 0
     assert "bert-base-multilingual-cased" in result.output and "members pinned" in result.output
-    assert "[zip, 5 member hashes]" in result.output and "662.9 MB" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("multi_cased_L-12_H-768_A-12.zip "))
+    assert re.split(r"\s{2,}", row)[:4] == ["multi_cased_L-12_H-768_A-12.zip", "662.9 MB", "members pinned",
+                                            "zip, 5 member hashes"]
     assert "not pinned" in invoke("info", "wwm_cased_L-24_H-1024_A-16").output
 
 
@@ -160,7 +163,7 @@ def test_add_then_info() -> None:
     assert added.exit_code == 0, added.output
     data = json.loads(invoke("info", "tiny", "--json").output)
     assert data["architecture"]["cased"] is True and data["files"][0]["path"] == "model.safetensors"
-    again = invoke("add", "tiny", "https://example.org/a/model.safetensors")
+    again = invoke("add", "tiny", "https://example.org/a/model.safetensors", "--arch", "2-32-4")
     assert again.exit_code == 2 and "already declares 'tiny'" in again.output
 
 
@@ -233,3 +236,39 @@ def test_an_unknown_fault_is_one_line_and_its_traceback_is_kept(monkeypatch, iso
     log = isolated_env / "cache" / "internal-errors.log"
     assert "Traceback" in log.read_text() and "1 / 0" in log.read_text()
     log.unlink()  # (the suite fails any other test that reaches this handler)
+
+
+def test_add_errors_say_the_fix_and_name_the_users_manifest(isolated_env) -> None:
+    manifest = isolated_env / "config" / "bertvault" / "manifests" / "user.toml"
+    no_arch = invoke("add", "mine", "https://example.org/a/model.safetensors")
+    assert no_arch.exit_code == 2 and no_arch.stderr.strip() == (
+        "error: a checkpoint needs --arch LAYERS-HIDDEN-HEADS (e.g. --arch 12-768-12), or --kind dataset")
+    bad_hash = invoke("add", "mine", "https://example.org/a/data.txt", "--kind", "dataset",
+                      "--format", "text", "--sha256", "abc")
+    assert bad_hash.exit_code == 2
+    line = bad_hash.stderr.strip()
+    assert line.startswith(f"error: {manifest}: artifact 'mine': files.0.sha256: sha256 must be 64 hex")
+    assert line.endswith(f"; {manifest} is unchanged") and ".tmp" not in line and "\n" not in line
+    assert not manifest.exists()  # nothing written (and no draft left beside it)
+    assert not manifest.parent.exists() or not list(manifest.parent.iterdir())
+
+
+def test_a_provenance_record_has_the_permissions_of_the_files_beside_it(tmp_path) -> None:
+    from bertvault.provenance import record_path, write_record
+
+    for umask in (0o022, 0o077):
+        previous = os.umask(umask)
+        try:
+            out = tmp_path / f"out-{umask:o}"
+            out.mkdir()
+            (out / "model.safetensors").write_bytes(b"weights")
+            write_record(out, "convert", [])
+            lone = tmp_path / f"lone-{umask:o}.safetensors"
+            lone.write_bytes(b"weights")
+            write_record(lone, "convert", [])
+        finally:
+            os.umask(previous)
+        weights_mode = (out / "model.safetensors").stat().st_mode & 0o777
+        assert weights_mode == 0o666 & ~umask
+        assert record_path(out).stat().st_mode & 0o777 == weights_mode
+        assert record_path(lone).stat().st_mode & 0o777 == lone.stat().st_mode & 0o777

@@ -37,7 +37,7 @@ import numpy as np
 from bertvault import sources
 from bertvault.data import azureml, features, inputs, pairs, shards, tfrecord
 from bertvault.data.vocab import VocabInfo, locate
-from bertvault.errors import DataError, ManifestError, raise_if
+from bertvault.errors import DataError, ManifestError, UsageError, raise_if
 from bertvault.io import lifetime
 
 log = logging.getLogger(__name__)
@@ -88,27 +88,40 @@ def _default_seq_len(files: list[inputs.InputFile]) -> int:
     return max(lengths)
 
 
-def _check_options(o: Options, vocab: VocabInfo) -> list[str]:
+def _check_options(o: Options, out: str) -> list[str]:
+    """The options' own problems, said before any input or vocab is read (exit 2, as every bad option)."""
     problems = []
     if o.format not in FORMATS:
         problems.append(f"--format must be one of {', '.join(FORMATS)}, got {o.format!r}")
-    if o.seq_len < MIN_SEQ_LEN:
+    if "://" in out and not out.startswith("gs://"):
+        problems.append(f"--out {out}: remote output goes to gs://BUCKET/PREFIX; other schemes are not "
+                        "supported")
+    if o.seq_len is not None and o.seq_len < MIN_SEQ_LEN:
         problems.append(f"--seq-len {o.seq_len} is below {MIN_SEQ_LEN}: too short for [CLS] A [SEP] B [SEP]")
-    if vocab.max_positions is not None and o.seq_len > vocab.max_positions:
-        problems.append(f"--seq-len {o.seq_len} exceeds the checkpoint's {vocab.max_positions} positions; "
-                        f"use at most {vocab.max_positions}")
-    if not 1 <= o.max_predictions <= max(1, o.seq_len - 3):
-        problems.append(f"--max-predictions must be between 1 and seq-len - 3 ({o.seq_len - 3}), got {o.max_predictions}")
+    if o.max_predictions < 1:
+        problems.append(f"--max-predictions must be at least 1, got {o.max_predictions}")
     if not 0 < o.masked_lm_prob <= 1:
         problems.append(f"--masked-lm-prob must be in (0, 1], got {o.masked_lm_prob}")
     if not 0 <= o.short_seq_prob <= 1:
         problems.append(f"--short-seq-prob must be in [0, 1], got {o.short_seq_prob}")
-    if o.dupe_factor < 1:
+    if o.dupe_factor is not None and o.dupe_factor < 1:
         problems.append(f"--dupe-factor must be at least 1, got {o.dupe_factor}")
     if o.workers < 1:
         problems.append(f"--workers must be at least 1, got {o.workers}")
     if o.chunk_bytes < 1:
         problems.append(f"chunk size must be positive, got {o.chunk_bytes}")
+    return problems
+
+
+def _check_fit(o: Options, vocab: VocabInfo) -> list[str]:
+    """The options against the checkpoint and the inputs (once the default --seq-len is known)."""
+    problems = []
+    if vocab.max_positions is not None and o.seq_len > vocab.max_positions:
+        problems.append(f"--seq-len {o.seq_len} exceeds the checkpoint's {vocab.max_positions} positions; "
+                        f"use at most {vocab.max_positions}")
+    if o.seq_len >= MIN_SEQ_LEN and o.max_predictions > o.seq_len - 3:
+        problems.append(f"--max-predictions must be between 1 and seq-len - 3 ({o.seq_len - 3}), "
+                        f"got {o.max_predictions}")
     return problems
 
 
@@ -131,10 +144,9 @@ def _memory_notes(files: list[inputs.InputFile], workers: int) -> list[str]:
 
 
 def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercase: bool | None = None) -> Plan:
+    raise_if(_check_options(options, out), UsageError)
     remote = None
     if "://" in out:
-        if not out.startswith("gs://"):
-            raise DataError(f"--out {out}: remote output goes to gs://BUCKET/PREFIX; other schemes are not supported")
         remote = out.rstrip("/")
         out = str(_staging_for(remote))
         shutil.rmtree(out, ignore_errors=True)  # a staging folder left by an interrupted run
@@ -152,7 +164,7 @@ def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercas
         seq_len=options.seq_len or _default_seq_len(files),
         dupe_factor=options.dupe_factor or (1 if options.format == "native" else 10),
     )
-    raise_if(_check_options(resolved, vocab), DataError)
+    raise_if(_check_fit(resolved, vocab), UsageError)
     notes = [(f"vocab {vocab.path} ({vocab.size} tokens), {'uncased' if vocab.lowercase else 'cased'} "
               f"from {vocab.case_from}")]
     notes += _memory_notes(files, resolved.workers)

@@ -145,10 +145,10 @@ class FileFetcher:
             try:
                 fetched = self._download(url, part, task, claims, label, spec.size)
             except Unavailable as exc:
-                problems.append(f"{url}: {exc}")
+                reason = str(exc).replace(f" for {url}", "")  # the URL is said once, first
+                problems.append(f"{url}: {reason}")
                 mismatched = mismatched or isinstance(exc, Mismatch)
-                more = "; trying the next mirror" if url != spec.urls[-1] else ""
-                self.event(f"{label}: {url} failed ({exc}){more}")
+                self._next_mirror(spec, url, f"{label}: {url} failed ({reason})")
                 continue
             all_claims = claims + [Claim(a, v, f"server {h}") for a, (v, h) in fetched.remote.digests.items()
                                    if can_compute(a)]
@@ -160,11 +160,18 @@ class FileFetcher:
                 part.discard()
                 mismatched = True
                 problems.append(f"{url}: " + "; ".join(wrong) + f" (quarantined as {where})")
-                self.event(f"{label}: {url} sent bytes that do not match: {'; '.join(wrong)}")
+                self._next_mirror(spec, url, f"{label}: {url} sent bytes that do not match: "
+                                             f"{'; '.join(wrong)}")
                 continue
             return self._install(spec, part, fetched, all_claims, task)
         error = ChecksumMismatch if mismatched else DownloadError
         raise error([f"{label}: {p}" for p in problems] or [f"{label}: no mirror to try"])
+
+    def _next_mirror(self, spec: FileSpec, url: str, why: str) -> None:
+        """Say why a mirror was left for the next one; the last mirror's failure is said once, by the
+        error that the pull ends with."""
+        if url != spec.urls[-1]:
+            self.event(f"{why}; trying the next mirror")
 
     def _from_hf_cache(self, url: str, spec: FileSpec, task: Task, claims: list[Claim],
                        label: str) -> FileResult | None:

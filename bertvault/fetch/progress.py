@@ -16,6 +16,24 @@ from bertvault.sizes import format_size
 FINAL = ("done", "cached", "failed")
 
 
+def shown_speed(fetched: int, seconds: float) -> str:
+    """Bytes this process received over the seconds of that transfer, as the bars, the log lines and
+    the summary table all show it ("" when nothing was received)."""
+    return f"{format_size(fetched / seconds)}/s" if fetched and seconds > 0 else ""
+
+
+def transfer(tasks: list[Task]) -> tuple[int, float]:
+    """Bytes received and the seconds they took: from the first file's start to the last one's end (or
+    now), so that for a single file it is that file's own figure."""
+    started = [t for t in tasks if t.started is not None]
+    if not started:
+        return 0, 0.0
+    first = min(t.started for t in started)  # type: ignore[type-var]
+    ends = [t.ended for t in started]
+    last = time.monotonic() if None in ends else max(ends)  # type: ignore[type-var]
+    return sum(t.fetched for t in tasks), last - first
+
+
 class Reporter(Protocol):
     def start(self, title: str, tasks: list[Task]) -> None: ...
 
@@ -80,7 +98,6 @@ class LogReporter(_Ticker):
         self._stream = stream
         self._tasks: list[Task] = []
         self._title = ""
-        self._started = time.monotonic()
         self._last = ""
         self._lock = threading.Lock()
 
@@ -90,7 +107,7 @@ class LogReporter(_Ticker):
             self._stream.flush()
 
     def start(self, title: str, tasks: list[Task]) -> None:
-        self._title, self._tasks, self._started = title, tasks, time.monotonic()
+        self._title, self._tasks = title, tasks
         if self._every > 0:
             self.begin()
 
@@ -102,6 +119,8 @@ class LogReporter(_Ticker):
             self._write(f"bertvault: {message}")
 
     def tick(self) -> None:
+        if self._tasks and all(t.state == "failed" for t in self._tasks):
+            return  # nothing to report: the error that ends the pull says why
         line = self.status()
         if line != self._last:
             self._last = line
@@ -109,20 +128,22 @@ class LogReporter(_Ticker):
 
     def status(self) -> str:
         tasks = self._tasks
-        finished = sum(t.state in FINAL for t in tasks)
+        finished = sum(t.state in ("done", "cached") for t in tasks)
+        failed = sum(t.state == "failed" for t in tasks)
         done = sum(t.done for t in tasks)
-        fetched = sum(t.fetched for t in tasks)
+        fetched, seconds = transfer(tasks)
         totals = [t.total for t in tasks]
         total = sum(totals) if all(x is not None for x in totals) else None  # type: ignore[misc]
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        speed = fetched / elapsed
         text = f"bertvault: pull {self._title}: {finished}/{len(tasks)} files, {format_size(done)}"
         if total:
             text += f" of {format_size(total)} ({100 * done / total:.0f}%)"
-            if speed > 0 and done < total:
-                text += f", ETA {(total - done) / speed:.0f} s"
+            if fetched and seconds > 0 and done < total:
+                text += f", ETA {(total - done) * seconds / fetched:.0f} s"
+        if failed:
+            text += f", {failed} failed"
+        speed = shown_speed(fetched, seconds)
         active = [t.label for t in tasks if t.state not in FINAL and t.state != "queued"]
-        return text + f", {format_size(speed)}/s" + (f" [{', '.join(active[:3])}]" if active else "")
+        return text + (f", {speed}" if speed else "") + (f" [{', '.join(active[:3])}]" if active else "")
 
     def stop(self) -> None:
         if self._every > 0:
@@ -134,17 +155,12 @@ class RichReporter(_Ticker):
 
     def __init__(self, console) -> None:
         super().__init__(0.2)
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+        # The speed is the one the log lines and the summary table show (`shown_speed`), not rich's own
+        # estimate, which has no figure ("?") for a file fetched between two refreshes.
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                                  TextColumn("{task.fields[speed]}"), TimeRemainingColumn(), console=console,
                                   transient=False)
         self._tasks: list[Task] = []
         self._ids: dict[int, int] = {}
@@ -154,7 +170,7 @@ class RichReporter(_Ticker):
         self._tasks = tasks
         totals = [t.total for t in tasks]
         total = sum(totals) if None not in totals else None  # type: ignore[arg-type]
-        self._overall = self._progress.add_task(f"[bold]{title}", total=total)
+        self._overall = self._progress.add_task(f"[bold]{title}", total=total, speed="")
         self._progress.start()
         self.begin()
 
@@ -170,13 +186,14 @@ class RichReporter(_Ticker):
             if task.state == "queued":
                 continue
             if key not in self._ids:
-                self._ids[key] = self._progress.add_task(f"  {task.label}", total=task.total)
+                self._ids[key] = self._progress.add_task(f"  {task.label}", total=task.total, speed="")
             description = f"  {task.label}" + ("" if task.state == "downloading" else f" ({task.state})")
             self._progress.update(self._ids[key], completed=task.done, total=task.total,
-                                  description=description)
+                                  description=description, speed=shown_speed(task.fetched, task.seconds))
         totals = [t.total for t in self._tasks]
         self._progress.update(self._overall, completed=sum(t.done for t in self._tasks),
-                              total=sum(totals) if None not in totals else None)
+                              total=sum(totals) if None not in totals else None,
+                              speed=shown_speed(*transfer(self._tasks)))
 
     def stop(self) -> None:
         self.end()

@@ -108,7 +108,11 @@ def _write_checked(manifest: Path, data: dict) -> None:
         sources = [src.resolve() for src in paths.user_manifest_sources()]
         loaded = any(target == src or target.is_relative_to(src) for src in sources)
         others = [f for f in manifest_files(sources) if f.resolve() != target] if loaded else []
-        validate_files([*others, Path(tmp)])
+        try:
+            validate_files([*others, Path(tmp)])
+        except ManifestError as exc:  # said of the user's manifest, not of the file it was drafted in
+            raise ManifestError([problem.replace(tmp, str(manifest)) for problem in exc.problems]
+                                + [f"{manifest} is unchanged"]) from None
         os.replace(tmp, manifest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,7 +13,7 @@ import pytest
 from bertvault.data import prepare
 from bertvault.data.dataset import PretrainingDataset
 from bertvault.data.shards import HEADER
-from bertvault.errors import DataError
+from bertvault.errors import DataError, UsageError
 
 
 def _run(inputs, vocab, out, **options):
@@ -182,7 +182,7 @@ def test_only_blank_lines_gives_a_clear_error_and_no_output(tmp_path, uncased_vo
 )
 def test_bad_options(tmp_path, corpus, uncased_vocab, options, message):
     # the vocab's folder holds the checkpoint's config.json (max_position_embeddings 512)
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(UsageError, match=message):
         _run([corpus], uncased_vocab.parent, tmp_path / "out", **options)
 
 
@@ -194,7 +194,7 @@ def test_vocab_lacking_special_tokens(tmp_path, corpus):
 
 
 def test_remote_output_other_than_gcs_is_refused(tmp_path, corpus, uncased_vocab):
-    with pytest.raises(DataError, match="remote output goes to gs://"):
+    with pytest.raises(UsageError, match="remote output goes to gs://"):
         _run([corpus], uncased_vocab, "s3://bucket/prefix")
 
 

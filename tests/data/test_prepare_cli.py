@@ -60,9 +60,9 @@ def test_bad_input_one_line(tmp_path, uncased_vocab, content, code, pattern):
 
 def test_bad_options_one_line(tmp_path, corpus, uncased_vocab):
     result = _prepare(corpus, "--vocab-from", uncased_vocab.parent, "--out", tmp_path / "o", "--seq-len", "4096")
-    _one_error_line(result, 7, "exceeds the checkpoint's 512 positions")
+    _one_error_line(result, 2, "exceeds the checkpoint's 512 positions")
     result = _prepare(corpus, "--vocab-from", uncased_vocab, "--out", "s3://bucket/data")
-    _one_error_line(result, 7, "other schemes are not supported")
+    _one_error_line(result, 2, "other schemes are not supported")
     result = _prepare(corpus, "--vocab-from", "no-such-checkpoint", "--out", tmp_path / "o")
     _one_error_line(result, 2, "neither an existing path nor a registered artifact")
 
