@@ -32,15 +32,18 @@ BAD_INPUTS = {
     "malformed TOML": ("[[artifact]]\nname = \n", r"invalid TOML: .*\(at line 2, column 8\)"),
     "schema error": (GOOD.replace("layers = 2", "layers = -1"),
                      r"artifact 'my-bert': architecture\.layers: Input should be greater than 0 \(got -1\)"),
-    "missing field": (GOOD.replace('kind = "checkpoint"\n', ""), r"artifact 'my-bert': kind: required field missing"),
+    "missing field": (GOOD.replace('kind = "checkpoint"\n', ""),
+                      r"artifact 'my-bert': kind: required field missing"),
     "unknown field": (GOOD.replace('kind =', 'colour = "red"\nkind ='), r"unknown field 'colour'"),
     "unsupported scheme": (GOOD.replace("file:///tmp", "ftp://example.org"), r"unsupported scheme 'ftp'"),
-    "hash length": (GOOD.replace('urls =', 'sha256 = "abc"\nurls ='), r"sha256 must be 64 hex digits, got 'abc'"),
+    "hash length": (GOOD.replace('urls =', 'sha256 = "abc"\nurls ='),
+                    r"sha256 must be 64 hex digits, got 'abc'"),
     "hash alphabet": (GOOD.replace('urls =', f'md5 = "{"z" * 32}"\nurls ='), r"md5 must be 32 hex digits"),
     "unknown format": (GOOD.replace("hf-safetensors", "onnx"), r"unknown format 'onnx'"),
     "duplicate in file": (GOOD + GOOD, r"'my-bert' is declared twice"),
     "alias clash": (GOOD.replace('kind =', 'aliases = ["bert-tiny"]\nkind ='), r"'bert-tiny' names both"),
-    "dangling reference": (GOOD.replace('kind =', 'vocab_from = "nope"\nkind ='), r"refers to unknown artifact 'nope'"),
+    "dangling reference": (GOOD.replace('kind =', 'vocab_from = "nope"\nkind ='),
+                           r"refers to unknown artifact 'nope'"),
 }
 
 
@@ -58,9 +61,10 @@ def test_list_json_and_filters() -> None:
     assert len(rows) > 70 and {"name", "kind", "format", "architecture", "size", "size_is_exact", "pinned",
                                "cached"} <= set(rows[0])
     by_name = {r["name"]: r for r in rows}
-    assert (by_name["multi_cased_L-12_H-768_A-12"]["size"], by_name["multi_cased_L-12_H-768_A-12"]["size_is_exact"]) \
-        == (662903077, True)
-    assert by_name["bert-large-original"]["size_is_exact"] is False and by_name["bert-large-original"]["size"] > 0
+    multi = by_name["multi_cased_L-12_H-768_A-12"]
+    assert (multi["size"], multi["size_is_exact"]) == (662903077, True)
+    large = by_name["bert-large-original"]
+    assert large["size_is_exact"] is False and large["size"] > 0
     datasets = json.loads(invoke("list", "--kind", "dataset", "--json").output)
     glue = {f"glue-{t}" for t in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "ax")}
     benchmarks = {"squad-v1.1", "squad-v2.0", "squad", "squad_v2", "glue", *glue}
@@ -90,8 +94,8 @@ def test_tables_in_a_pipe_are_plain_aligned_columns(tmp_path, monkeypatch) -> No
     (tmp_path / "m.toml").write_text(GOOD)
     monkeypatch.setenv("BERTVAULT_MANIFESTS", str(tmp_path / "m.toml"))
     lines = invoke("list").output.splitlines()  # CliRunner's stdout is not a terminal
-    assert lines[0].endswith(" artifacts") and lines[1].split() == ["name", "kind", "format", "architecture", "size",
-                                                                     "pinned", "cached"]
+    assert lines[0].endswith(" artifacts")
+    assert lines[1].split() == ["name", "kind", "format", "architecture", "size", "pinned", "cached"]
     assert not any(set(line) & set("│┃─━┏┗") for line in lines)
     kind_at = lines[1].index("kind")
     mine = next(line for line in lines if line.startswith("my-bert (user)"))
@@ -116,7 +120,8 @@ def test_info_table_shows_mirrors_and_links() -> None:
     result = invoke("info", "multi_cased")
     assert result.exit_code == 0
     assert "bert-base-multilingual-cased" in result.output and "members pinned" in result.output
-    row = next(line for line in result.output.splitlines() if line.startswith("multi_cased_L-12_H-768_A-12.zip "))
+    zip_name = "multi_cased_L-12_H-768_A-12.zip "
+    row = next(line for line in result.output.splitlines() if line.startswith(zip_name))
     assert re.split(r"\s{2,}", row)[:4] == ["multi_cased_L-12_H-768_A-12.zip", "662.9 MB", "members pinned",
                                             "zip, 5 member hashes"]
     assert "not pinned" in invoke("info", "wwm_cased_L-24_H-1024_A-16").output
@@ -155,7 +160,8 @@ def test_validate_good_file(tmp_path) -> None:
 def test_bad_options_collected_in_one_error() -> None:
     result = invoke("list", "--kind", "model", "--format", "onnx")
     assert result.exit_code == 2
-    assert "--kind must be checkpoint or dataset" in result.output and "--format must be one of" in result.output
+    assert "--kind must be checkpoint or dataset" in result.output
+    assert "--format must be one of" in result.output
 
 
 def test_add_then_info() -> None:
@@ -176,7 +182,8 @@ def test_real_process_bad_input_exit_code(tmp_path) -> None:
     (tmp_path / "bad.toml").write_text(BAD_INPUTS["malformed TOML"][0])
     result = run_cli("list", env={"BERTVAULT_MANIFESTS": str(tmp_path / "bad.toml")})
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and "line 2, column 8" in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "line 2, column 8" in result.stderr
     assert result.stdout == ""
     unknown = run_cli("info", "no-such-bert")
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
@@ -192,7 +199,8 @@ def test_list_imports_no_heavy_library() -> None:
         "import sys; from bertvault.cli import app; "
         "from typer.main import get_command; "
         "get_command(app).main(['list', '--json'], standalone_mode=False); "
-        "heavy = [m for m in ('torch', 'tensorflow', 'transformers', 'safetensors', 'tokenizers', 'numpy') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'tensorflow', 'transformers', 'safetensors', 'tokenizers', 'numpy') "
+        "if m in sys.modules]; "
         "print('HEAVY', heavy, file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -204,7 +212,8 @@ def test_installed_wheel_finds_its_data(tmp_path) -> None:
     """A non-editable install carries manifests/ and converters/ inside the package."""
     repo = Path(__file__).resolve().parents[1]
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(repo)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(repo)],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
@@ -231,7 +240,8 @@ def test_an_unknown_fault_is_one_line_and_its_traceback_is_kept(monkeypatch, iso
     monkeypatch.setattr(catalog, "select", lambda *args, **kwargs: 1 / 0)
     result = invoke("list")
     assert result.exit_code == 1
-    assert result.stderr.startswith("internal error: ZeroDivisionError: division by zero; the traceback is in ")
+    assert result.stderr.startswith(
+        "internal error: ZeroDivisionError: division by zero; the traceback is in ")
     assert result.stderr.count("\n") == 1
     log = isolated_env / "cache" / "internal-errors.log"
     assert "Traceback" in log.read_text() and "1 / 0" in log.read_text()

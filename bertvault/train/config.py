@@ -35,7 +35,8 @@ def setting(default: Any = None, help: str = "", *, flag: str | None = None, sho
 
     flag: the option's name when it is not --<field-name>; shown: the default as the help states it
     (when it depends on other settings); choices: allowed values; check: "count" (at least 1),
-    "positive", "non-negative", "fraction" (in [0, 1)); cli=False: settings files only; panel: a help section."""
+    "positive", "non-negative", "fraction" (in [0, 1)); cli=False: settings files only; panel: a help
+    section."""
     metadata = {"help": help, "flag": flag, "shown": shown, "choices": choices, "check": check, "cli": cli,
                 "panel": panel}
     if isinstance(default, list):
@@ -46,25 +47,31 @@ def setting(default: Any = None, help: str = "", *, flag: str | None = None, sho
 _FROM_HELP = "Registered checkpoint name, a checkpoint path (any format convert reads)"
 _PRECISION = ("auto", "fp32", "bf16", "fp16")
 _DEVICES = ("auto", "cpu", "cuda", "tpu")
-_NPROC = ("Processes per node; >1 re-launches under torchrun (GPUs, or CPU ranks with gloo). With --device tpu, "
-          ">1 runs one process per local TPU core (torch_xla).")
+_NPROC = ("Processes per node; >1 re-launches under torchrun (GPUs, or CPU ranks with gloo). With "
+          "--device tpu, >1 runs one process per local TPU core (torch_xla).")
+_RDZV = "HOST:PORT of node 0, the same on every node."
+_ON_DEVICE = "bf16 on GPU/TPU, fp32 on CPU"
+_CLIP = "Global gradient norm to clip to; 0 = no clipping."
 
 
 @dataclass
 class PretrainSettings:
     from_: str | None = setting(None, f"{_FROM_HELP}, or `scratch`.", flag="--from")
-    config: str | None = setting(None, "With --from scratch: base, large or LAYERS-HIDDEN-HEADS (e.g. 4-256-4).")
+    config: str | None = setting(None, "With --from scratch: base, large or LAYERS-HIDDEN-HEADS "
+                                       "(e.g. 4-256-4).")
     vocab: str | None = setting(None, "vocab.txt (needed with --from scratch; else the checkpoint's own).")
     lowercase: bool | None = setting(None, "Lower-case raw text.", shown="as the checkpoint was trained")
-    data: str | None = setting(None, "Raw text, a `bertvault prepare` folder, TFRecord files (file, folder or glob), "
-                                     "or a registered dataset.")
+    data: str | None = setting(None, "Raw text, a `bertvault prepare` folder, TFRecord files (file, folder "
+                                     "or glob), or a registered dataset.")
     out: str | None = setting(None, "Run folder: checkpoints, metrics.jsonl, the final model.")
     steps: int = setting(1000, "Optimizer steps.", check="count")
     batch_size: int = setting(32, "Sequences per device per micro-batch.", check="count")
     grad_accum: int = setting(1, "Micro-batches per optimizer step.", check="count")
     lr: float | None = setting(None, "Peak learning rate.", check="positive",
-                               shown=f"{LR_CONTINUE:g} from a checkpoint, {LR_SCRATCH:g} from scratch (google-research/bert)")
-    warmup: int | None = setting(None, "Warmup steps.", check="non-negative", shown="10% of --steps, at most 10,000")
+                               shown=f"{LR_CONTINUE:g} from a checkpoint, {LR_SCRATCH:g} from scratch "
+                                     "(google-research/bert)")
+    warmup: int | None = setting(None, "Warmup steps.", check="non-negative",
+                                 shown="10% of --steps, at most 10,000")
     schedule: str = setting("linear", "Decay after warmup.", choices=("linear", "poly"))
     poly_power: float = setting(0.5, "Power of the poly decay.", cli=False)
     weight_decay: float = setting(0.01, "Decoupled weight decay.", check="non-negative")
@@ -72,19 +79,20 @@ class PretrainSettings:
     beta1: float = setting(0.9, "Adam beta1.", cli=False)
     beta2: float = setting(0.999, "Adam beta2.", cli=False)
     eps: float = setting(1e-6, "Adam epsilon.", cli=False)
-    clip: float = setting(1.0, "Global gradient norm to clip to; 0 = no clipping.", check="non-negative", cli=False)
+    clip: float = setting(1.0, _CLIP, check="non-negative", cli=False)
     seq_len: int = setting(128, "Tokens per sequence.", check="count")
     max_predictions: int = setting(20, "Masked positions per sequence.", check="count")
     mask_prob: float = setting(0.15, "Share of tokens masked.", check="fraction", cli=False)
     dropout: float | None = setting(None, "Dropout.", check="fraction", shown="the checkpoint's")
-    precision: str = setting("auto", "Numeric precision.", choices=_PRECISION, shown="bf16 on GPU/TPU, fp32 on CPU")
+    precision: str = setting("auto", "Numeric precision.", choices=_PRECISION, shown=_ON_DEVICE)
     device: str = setting("auto", "Where to train.", choices=_DEVICES)
     compile: bool = setting(False, "torch.compile the model.")
     save_every: int = setting(1000, "Checkpoint every N steps (0: only at the end).", check="non-negative")
     keep: int = setting(3, "Checkpoints to keep.", check="count")
     eval_every: int = setting(0, "Evaluate every N steps, and at the start and the end (0: never).",
                               check="non-negative")
-    eval_data: str | None = setting(None, "Held-out data for --eval-every.", shown="the first batches of --data")
+    eval_data: str | None = setting(None, "Held-out data for --eval-every.",
+                                    shown="the first batches of --data")
     eval_batches: int = setting(20, "Batches per evaluation.", check="count")
     log_every: int = setting(10, "Metrics every N steps.", check="count")
     seed: int = setting(12345, "Random seed.")
@@ -94,16 +102,17 @@ class PretrainSettings:
     nproc_per_node: int = setting(1, _NPROC, check="count", panel=DISTRIBUTED)
     nnodes: int = setting(1, "Nodes in the job.", check="count", panel=DISTRIBUTED)
     node_rank: int = setting(0, "This node's rank.", check="non-negative", panel=DISTRIBUTED)
-    rdzv_endpoint: str | None = setting(None, "HOST:PORT of node 0, the same on every node.", panel=DISTRIBUTED)
+    rdzv_endpoint: str | None = setting(None, _RDZV, panel=DISTRIBUTED)
 
 
 @dataclass
 class FinetuneSettings:
     from_: str | None = setting(None, f"{_FROM_HELP}.", flag="--from")
     task: str = setting("classification", "What to learn.", choices=FINETUNE_TASKS)
-    train: str | None = setting(None, "Training file: .tsv (GLUE as published), .csv, .jsonl or .parquet; SQuAD .json "
-                                      "(squad); CoNLL text or .jsonl tokens/tags (token-classification); for "
-                                      "glue/<name> a GLUE data folder, or nothing to use the pulled `glue` artifact")
+    train: str | None = setting(
+        None, "Training file: .tsv (GLUE as published), .csv, .jsonl or .parquet; SQuAD .json (squad); CoNLL "
+              "text or .jsonl tokens/tags (token-classification); for glue/<name> a GLUE data folder, or "
+              "nothing to use the pulled `glue` artifact")
     eval: str | None = setting(None, "Evaluation file, scored every epoch (formats as --train).")
     test: str | None = setting(None, "Unlabelled file to predict (OUT/predictions.tsv).")
     out: str | None = setting(None, "Output folder: model/, metrics.jsonl, eval_results.json.")
@@ -118,11 +127,11 @@ class FinetuneSettings:
     batch_size: int = setting(32, "Examples per device per step.", check="count", shown="32; 12 for squad")
     warmup: float = setting(0.1, "Warmup, as a fraction of the training steps.", check="fraction", cli=False)
     weight_decay: float = setting(0.01, "Decoupled weight decay.", check="non-negative", cli=False)
-    clip: float = setting(1.0, "Global gradient norm to clip to; 0 = no clipping.", check="non-negative", cli=False)
+    clip: float = setting(1.0, _CLIP, check="non-negative", cli=False)
     dropout: float | None = setting(None, "Dropout.", check="fraction", shown="the checkpoint's")
     metric: str | None = setting(None, "Score that picks the best epoch.", shown="the task's own",
                                  choices=("accuracy", "f1", "mcc", "pearson", "spearman", "exact"))
-    precision: str = setting("auto", "Numeric precision.", choices=_PRECISION, shown="bf16 on GPU/TPU, fp32 on CPU")
+    precision: str = setting("auto", "Numeric precision.", choices=_PRECISION, shown=_ON_DEVICE)
     device: str = setting("auto", "Where to train.", choices=_DEVICES)
     compile: bool = setting(False, "torch.compile the model.")
     seed: int = setting(42, "Random seed.")
@@ -130,20 +139,20 @@ class FinetuneSettings:
                                     "checkpoint, not for token-classification)", choices=("tf1",))
     save_every: int = setting(0, "Resume checkpoints every N steps (0: at the end of each epoch only).",
                               check="non-negative")
-    version_2_with_negative: bool = setting(False, "SQuAD 2.0: questions may have no answer; the threshold is "
-                                                   "chosen on --eval.", panel=SQUAD)
+    version_2_with_negative: bool = setting(False, "SQuAD 2.0: questions may have no answer; the threshold "
+                                                   "is chosen on --eval.", panel=SQUAD)
     max_query_len: int = setting(64, "Question tokens kept.", check="count", panel=SQUAD)
-    doc_stride: int = setting(128, "Tokens between the starts of two windows over a long context.", check="count",
-                              panel=SQUAD)
-    n_best: int = setting(20, "Start and end candidates per window; answers kept per question.", check="count",
-                          panel=SQUAD)
+    doc_stride: int = setting(128, "Tokens between the starts of two windows over a long context.",
+                              check="count", panel=SQUAD)
+    n_best: int = setting(20, "Start and end candidates per window; answers kept per question.",
+                          check="count", panel=SQUAD)
     max_answer_len: int = setting(30, "Tokens in an answer at most.", check="count", panel=SQUAD)
     null_score_diff_threshold: float | None = setting(None, "SQuAD 2.0 no-answer threshold.", panel=SQUAD,
                                                       shown="the eval set's best-F1 threshold")
     nproc_per_node: int = setting(1, _NPROC, check="count", panel=DISTRIBUTED)
     nnodes: int = setting(1, "Nodes in the job.", check="count", panel=DISTRIBUTED)
     node_rank: int = setting(0, "This node's rank.", check="non-negative", panel=DISTRIBUTED)
-    rdzv_endpoint: str | None = setting(None, "HOST:PORT of node 0, the same on every node.", panel=DISTRIBUTED)
+    rdzv_endpoint: str | None = setting(None, _RDZV, panel=DISTRIBUTED)
 
 
 # A resumed run must see the same data in the same order: these may change on --resume, nothing else.
@@ -178,7 +187,8 @@ def read_settings_file(path: Path, section: str) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - both parsers have their own error classes
-        raise UsageError(f"settings file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+        kind = path.suffix.lstrip(".") or "TOML"
+        raise UsageError(f"settings file {path} is not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"settings file {path} must hold a table of settings, got {type(data).__name__}")
     if isinstance(data.get(section), dict):
@@ -250,7 +260,8 @@ def problems_of(settings) -> list[str]:
         for item in value if isinstance(value, list) else [value]:
             if choices and item not in choices:
                 problems.append(f"{flag_of(f)} must be one of {', '.join(choices)}, got {item!r}")
-        if check and not (isinstance(value, int | float) and math.isfinite(value) and _CHECKS[check][0](value)):
+        number = isinstance(value, int | float) and math.isfinite(value)
+        if check and not (number and _CHECKS[check][0](value)):
             problems.append(f"{flag_of(f)} {_CHECKS[check][1]}, got {value}")
     return problems
 
