@@ -7,7 +7,6 @@ so `bertvault list` starts about as fast as the interpreter.
 # No `from __future__ import annotations` here: typer would then evaluate every option's annotation
 # string again for each command at start-up (~20 ms of a conversion's ~0.3 s).
 
-import contextlib
 import functools
 import gc
 import inspect
@@ -16,7 +15,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,14 +50,15 @@ class _Guarded(typer.Typer):
             @functools.wraps(fn)
             def guarded(*a: Any, **kw: Any) -> Any:
                 try:
-                    with _sigterm_interrupts():
-                        return fn(*a, **kw)
+                    return fn(*a, **kw)
                 except BertvaultError as exc:
                     if _debug():
                         raise
+                    _leaving()
                     typer.echo(f"error: {exc}", err=True)
                     raise typer.Exit(exc.exit_code) from None
                 except KeyboardInterrupt:
+                    _leaving()
                     typer.echo("interrupted", err=True)
                     raise typer.Exit(130) from None
                 except (typer.Exit, typer.Abort, SystemExit):
@@ -75,25 +75,22 @@ class _Guarded(typer.Typer):
         return decorator
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (`kill`, a scheduler's stop) acts as Ctrl-C for the whole command: every output is
-    left whole or not at all, and the exit is 130, wherever it lands. Code that stops more gently
-    (training saves a checkpoint first) installs its own handler meanwhile."""
-    import signal
+_AS_PROGRAM = False  # set by main(): signals are the process's own (not a test runner's)
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
 
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (a test runner's)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _leaving() -> None:
+    """The command is over and says why: a further Ctrl-C or SIGTERM (a second press, a scheduler's
+    follow-up) ends the process at once with 130 instead of a traceback or a death by signal.
+    Every output is already whole or absent (io/atomic.py)."""
+    if _AS_PROGRAM:
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: os._exit(130))
 
 
 def _internal_error(exc: BaseException) -> str:
@@ -1187,6 +1184,14 @@ def push(
 
 
 def main() -> None:
+    # SIGTERM (`kill`, a scheduler's stop) acts as Ctrl-C for the whole command: exit 130 with every
+    # output whole or absent. Code that stops more gently (training saves first) installs its own
+    # handler meanwhile.
+    global _AS_PROGRAM
+    import signal
+
+    _AS_PROGRAM = True
+    signal.signal(signal.SIGTERM, _interrupt)
     # The cyclic garbage collector re-walks every object the imports made (typer's and pydantic's
     # schemas above all) on each pass, and once more at exit; frozen, they are skipped. A command
     # starts and ends about 60 ms sooner, and no object that is still in use is affected.
@@ -1194,6 +1199,7 @@ def main() -> None:
     try:
         app()
     finally:
+        _leaving()
         gc.freeze()
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["download_fixtures"]  # servers, manifest, home and cli for every test that downloads
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_TEXT = REPO / "bertvault" / "resources" / "sample_text.txt"
 

@@ -1,5 +1,7 @@
-"""Server fixtures for the download tests. Each skips (with the reason) only when its server program
-is not installed; `.ci/run` installs them all."""
+"""Fixtures of every test that downloads (tests/fetch, tests/adversarial): the real servers on loopback,
+a user manifest pointing at them, the cache root, and bertvault run in this process. Each server
+fixture skips (with the reason) only when its program is not installed; `.ci/run` installs them all.
+Registered for the whole suite by tests/conftest.py (`pytest_plugins`)."""
 
 from __future__ import annotations
 
@@ -69,7 +71,8 @@ def home(isolated_env) -> Path:
 
 @pytest.fixture
 def cli():
-    """Run bertvault in this process; returns the click Result (stdout, stderr, exit_code)."""
+    """bertvault in this process; returns the click Result (stdout, stderr, exit_code). An exception
+    that escapes the CLI (a traceback a user would see) fails the test."""
     from bertvault.cli import app
 
     runner = CliRunner()
