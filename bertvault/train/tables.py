@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,15 +74,25 @@ def _csv(path: Path) -> Table:
     return _delimited(path, ",", csv.QUOTE_MINIMAL)
 
 
-def _jsonl(path: Path) -> Table:
-    records, columns = [], {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+def jsonl_items(path: Path, text: str | None = None) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) of every non-blank line of a JSON-lines file."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read {path}: {exc}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            yield number, json.loads(line)
         except ValueError as exc:
             raise DataError(f"{path} line {number}: not JSON ({exc})") from None
+
+
+def _jsonl(path: Path) -> Table:
+    records, columns = [], {}
+    for number, item in jsonl_items(path):
         if not isinstance(item, dict):
             raise DataError(f"{path} line {number}: expected a JSON object per line")
         columns.update(dict.fromkeys(item))

@@ -10,11 +10,11 @@ JSON Lines: one sentence per line, {"tokens": [...], "tags": [...]} (tags left o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from bertvault.errors import DataError
+from bertvault.train.tables import jsonl_items
 
 DOCSTART = "-DOCSTART-"
 
@@ -85,13 +85,7 @@ def _jsonl_sentence(path: Path, number: int, item, need_tags: bool) -> Sentence 
 
 def read_jsonl(path: Path, need_tags: bool) -> list[Sentence]:
     sentences = []
-    for number, line in enumerate(_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise DataError(f"{path} line {number}: not JSON ({exc})") from None
+    for number, item in jsonl_items(path, _text(path)):
         sentence = _jsonl_sentence(path, number, item, need_tags)
         if sentence is not None:
             sentences.append(sentence)
