@@ -113,6 +113,16 @@ def _wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 
         time.sleep(0.005)
 
 
+def _finish(process: subprocess.Popen, timeout: float) -> str:
+    """The run's stderr once it ends; one still running after `timeout` s is killed and fails the test."""
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError(f"the run did not end within {timeout} s") from None
+
+
 def _stepped(out: Path) -> bool:
     metrics = out / "metrics.jsonl"
     return metrics.is_file() and metrics.stat().st_size > 0
@@ -148,7 +158,7 @@ def test_training_starts_before_the_last_shard_is_read(tmp_path, bucket, tiny_be
         assert len(read_by_then) < len(bucket.shard_files())
     finally:
         bucket.proxy.release()
-    _, stderr = process.communicate(timeout=180)
+    stderr = _finish(process, 180)
     assert process.returncode == 0, stderr[-3000:]
     read = bucket.read()
     assert len(read) == len(set(read))  # no shard fetched twice
@@ -221,7 +231,7 @@ def test_a_stop_while_shards_are_on_their_way_ends_the_wait(tmp_path, bucket, ti
         time.sleep(1.0)
     started = time.monotonic()
     process.send_signal(sig)
-    _, stderr = process.communicate(timeout=60)
+    stderr = _finish(process, 30)
     assert time.monotonic() - started < 15
     assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr and "--resume" in stderr.strip().splitlines()[-1]
