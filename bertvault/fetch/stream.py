@@ -58,9 +58,13 @@ class _IntoFolder(FileFetcher):
 
     def _install(self, spec: FileSpec, part, fetched, claims, task: Task) -> FileResult:
         target = self.folder / spec.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(part.data, 0o444)
-        os.replace(part.data, target)  # the transfer synced the bytes; the name appears with all of them
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part.data, target)  # the transfer synced the bytes; the name appears with all of them
+        except BaseException:
+            part.give_back()  # whole and verified: the next run installs it without fetching a byte
+            raise
+        os.chmod(target, 0o444)
         part.discard()
         task.finish("done")
         return FileResult(spec.path, "downloaded", fetched.size, fetched.hashes["sha256"], fetched.remote.url,

@@ -294,13 +294,14 @@ def test_a_bound_below_one_batch_is_refused_before_training(tmp_path, bucket, ti
               "--stream-cache", suggested, *FLAGS)  # what it asks for is enough
 
 
-@pytest.mark.parametrize("damage", ["outside", "negative", "missing"])
+@pytest.mark.parametrize("damage", ["outside", "negative", "missing", "list"])
 def test_a_header_that_does_not_fit_the_bucket_is_refused(tmp_path, gcs_server, prepared, monkeypatch, tiny_bert,
                                                           damage):
     header = json.loads((prepared / shards.HEADER).read_text())
     entry = header["shards"][3]
     entry.update({"outside": {"ids": "../../escape.npy"}, "negative": {"examples": -5},
-                  "missing": {"index": "part-99999.index.npy"}}[damage])
+                  "missing": {"index": "part-99999.index.npy"}, "list": {}}[damage])
+    header = [header] if damage == "list" else header
     name = f"lies-{uuid.uuid4().hex[:8]}"
     for path in sorted(prepared.iterdir()):
         data = json.dumps(header).encode() if path.name == shards.HEADER else path.read_bytes()
@@ -308,7 +309,8 @@ def test_a_header_that_does_not_fit_the_bucket_is_refused(tmp_path, gcs_server, 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
     settings = pretrain.resolve_settings({}, {**TINY, "from_": str(tiny_bert), "data": f"gs://{name}/data",
                                               "out": str(tmp_path / "run")}, resume=False)
-    expected = "not a header `bertvault prepare` writes" if damage == "negative" else "not in the bucket"
+    expected = {"negative": "not a header `bertvault prepare` writes", "list": "a JSON list, not a"}.get(
+        damage, "not in the bucket")
     with pytest.raises(DataError, match=expected):
         pretrain_data.open_stream(settings, tiny_bert / "vocab.txt", True, tmp_path / "run", _Rank(0, 1))
     assert not (tmp_path.parent / "escape.npy").exists()
