@@ -8,7 +8,9 @@ local path, the registered artifact it names, and, as asked (`want`):
     "vocab"       the vocab.txt and whether its text is lower-cased
     "checkpoint"  the weights' format, their tensors opened once, the vocab and its case
 
-Every command takes a Source and never reads the user's string again. Where a string is resolved
+Every command takes a Source and never reads the user's string again. `remote_folder(text)` lists a
+gs:// prefix without pulling it, for a command that fetches its files as it reads them (pretrain
+streams its data). Where a string is resolved
 (locations, registry lookups) is remembered for the life of the process, and handed to the
 processes a launcher starts (`handed_to_children`), so ranks do not repeat it.
 
@@ -142,6 +144,22 @@ def _locate(text: str) -> tuple[Path, str | None]:
     if found[1] is not None or "://" in text:  # a local path is looked at afresh each time (it may change)
         _located[_key(text)] = found
     return found
+
+
+_listed: dict[str, Artifact] = {}
+
+
+def remote_folder(text: str) -> Artifact | None:
+    """A gs:// URL as the artifact of the objects it names, listed but not pulled, for a command that
+    fetches them as it reads them (pretrain streams its data); None for any other text. The listing
+    is made once per process."""
+    if not text.startswith("gs://"):
+        return None
+    if _key(text) not in _listed:
+        from bertvault.fetch.urls import artifact_for
+
+        _listed[_key(text)] = artifact_for(text)
+    return _listed[_key(text)]
 
 
 def _local_or_registered(text: str) -> tuple[Path, str | None]:

@@ -673,18 +673,88 @@ class _GateHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-        answer = requests.request(self.command, self.server.upstream + self.path, headers=headers, data=body,
-                                  allow_redirects=False, timeout=60)
-        data = b"" if self.command == "HEAD" else answer.content
-        self.send_response(answer.status_code)
-        for key, value in answer.headers.items():
-            if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                if key.lower() == "location":
-                    value = value.replace(self.server.upstream, self.server.endpoint)
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _relay(self, body, self.server.upstream, self.server.endpoint)
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
+
+
+def _relay(handler: http.server.BaseHTTPRequestHandler, body: bytes, upstream: str, endpoint: str) -> None:
+    """Send the handler's request on to `upstream` and its answer back (redirects pointed at `endpoint`)."""
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length")}
+    answer = requests.request(handler.command, upstream + handler.path, headers=headers, data=body,
+                              allow_redirects=False, timeout=60)
+    data = b"" if handler.command == "HEAD" else answer.content
+    handler.send_response(answer.status_code)
+    for key, value in answer.headers.items():
+        if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+            if key.lower() == "location":
+                value = value.replace(upstream, endpoint)
+            handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class StorageLog(http.server.ThreadingHTTPServer):
+    """fake-gcs-server behind a proxy that logs every object read (`reads`: monotonic time, object name)
+    and can keep reads waiting, as a slow bucket would: `hold(predicate)` holds the reads of the objects
+    it accepts until `release()` (or 120 s)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _LogHandler)
+        self.upstream = upstream
+        self.endpoint = f"http://127.0.0.1:{self.server_address[1]}"
+        self.reads: list[tuple[float, str]] = []
+        self.held: list[str] = []  # reads waiting now
+        self._holding: Callable[[str], bool] = lambda name: False
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def hold(self, predicate: Callable[[str], bool]) -> None:
+        self._released.clear()
+        self._holding = predicate
+
+    def release(self) -> None:
+        self._holding = lambda name: False
+        self._released.set()
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that went away (a killed run) is no news
+
+    def objects_read(self) -> list[str]:
+        with self._lock:
+            return [name for _, name in self.reads]
+
+    def close(self) -> None:
+        self.release()
+        self.shutdown()
+        self.server_close()
+
+
+class _LogHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: StorageLog
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path, _, query = self.path.partition("?")
+        if "/o/" in path and "alt=media" in query:
+            name = urllib.parse.unquote(path.split("/o/", 1)[1])
+            with self.server._lock:
+                self.server.reads.append((time.monotonic(), name))
+            if self.server._holding(name):
+                with self.server._lock:
+                    self.server.held.append(name)
+                self.server._released.wait(120)
+                with self.server._lock:
+                    self.server.held.remove(name)
+        _relay(self, body, self.server.upstream, self.server.endpoint)
 
     do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward

@@ -1,6 +1,6 @@
 """`bertvault cache ls | rm | gc`: what the cache holds, forgetting an artifact, and dropping what no
 artifact needs (orphan blobs, stale partial downloads, quarantine, records of nothing, leftovers of
-dead processes)."""
+dead processes, streamed shards no running process reads)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bertvault.cache import layout, locks, metadata, store, view
+from bertvault.cache import layout, locks, metadata, store, streams, view
 from bertvault.errors import ManifestError
 from bertvault.io import atomic
 from bertvault.io.owners import is_stale
@@ -68,7 +68,8 @@ class GcReport:
     blobs: list[str] = field(default_factory=list)
     partials: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
-    leftovers: list[str] = field(default_factory=list)  # of dead processes, failed pulls, older versions
+    # of dead processes (streamed shards too), failed pulls, older versions
+    leftovers: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     digests_forgotten: int = 0  # remembered sha256 of local files that no longer exist
 
@@ -105,15 +106,16 @@ def _doomed(report: GcReport, partial_age_days: float) -> list[tuple[list[str], 
         doomed += [(report.quarantined, p) for p in sorted(quarantine.rglob("*")) if p.is_file()]
     records = [layout.meta_path(name) for name in metadata.unused()]  # records of nothing, or unreadable
     outputs = atomic.leftovers_in(layout.converted_root())  # conversions killed half-way
-    doomed += [(report.leftovers, p) for p in view.leftovers() + temporary_files() + records + outputs]
+    doomed += [(report.leftovers, p) for p in view.leftovers() + temporary_files() + records + outputs
+               + streams.unowned()]
     return doomed
 
 
 def gc(*, partial_age_days: float = 7.0, dry_run: bool = False) -> GcReport:
     """Drop orphan blobs, partial downloads untouched for `partial_age_days` or holding no byte (and
     not in use), quarantined files, records of nothing, staging folders, temporary files and
-    half-written conversion outputs of dead processes, lock files nobody holds, and remembered
-    digests of deleted files."""
+    half-written conversion outputs of dead processes, lock files nobody holds, folders of streamed
+    shards that no running process reads, and remembered digests of deleted files."""
     report = GcReport()
     for bucket, path in _doomed(report, partial_age_days):
         bucket.append(str(path))

@@ -11,5 +11,7 @@
     shards       the output folder: native shards, TFRecords, header, atomic writes
     prepare      `bertvault prepare`: plan, worker pool, progress, summary
     permutation  a seeded O(1)-memory permutation for shuffling huge datasets
+    order        the shard-by-shard order of streamed data (each rank its own run of shards)
+    streamed     readers of a prepared folder whose shards arrive while it is read
     dataset      the map-style torch Dataset the trainer reads (imports torch)
 """

@@ -29,6 +29,10 @@ shuffle=False); rank r of W takes permuted positions r, r+W, r+2W, ... so the ra
 every example exactly once (with drop_remainder=True each rank gets the same count, and up to
 W-1 examples are left out of that epoch). Item k of a rank is position r + (start + k)·W: to
 resume after a rank consumed n items of epoch e, build the dataset with epoch=e, start=n.
+
+With `window` (and always for a streamed folder, whose shards arrive while it is read) the order is
+order.py's instead: shards shuffled, each rank a contiguous run of them, examples shuffled within
+windows of a few shards; `start` resumes it the same way.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bertvault.data import features, pairs, shards, tfrecord
+from bertvault.data import features, order, pairs, shards, tfrecord
 from bertvault.data.permutation import Permutation
+from bertvault.data.streamed import StreamedFolder
 from bertvault.errors import DataError
 from bertvault.formats.vocab import read_vocab, vocab_sha256, vocab_tokens
 
@@ -59,7 +64,8 @@ class _Native:
         missing = [e[k] for e in self.entries for k in ("ids", "index") if not (folder / e[k]).is_file()]
         if missing:
             raise DataError(f"{folder}: shard files missing ({', '.join(missing[:3])}); the folder is incomplete")
-        self.bounds = np.cumsum([0] + [e["examples"] for e in self.entries])
+        self.shard_counts = [int(e["examples"]) for e in self.entries]
+        self.bounds = np.cumsum([0] + self.shard_counts)
         self.seq_len = header["seq_len"]
         self._maps: list | None = None
 
@@ -91,7 +97,8 @@ class _TFRecords:
     def __init__(self, files: list[Path]):
         self.files = files
         self.index = [tfrecord.index(f) for f in files]
-        self.bounds = np.cumsum([0] + [len(ix) for ix in self.index])
+        self.shard_counts = [len(ix) for ix in self.index]
+        self.bounds = np.cumsum([0] + self.shard_counts)
         self._fds: dict[int, int] = {}
         self._pid = os.getpid()
         self.seq_len = len(self._features(0)["input_ids"]) if len(self) else 0
@@ -133,8 +140,10 @@ def _tfrecord_files(path: Path) -> list[Path]:
     return found
 
 
-def _open_source(spec: str | Path) -> tuple[object, dict | None, Path | None]:
+def _open_source(spec: str | Path | StreamedFolder) -> tuple[object, dict | None, Path | None]:
     """(source, header or None, folder holding its vocab.txt or None)."""
+    if isinstance(spec, StreamedFolder):
+        return spec.open(), spec.header, spec.folder
     path = Path(spec).expanduser()
     if path.is_dir() and (path / shards.HEADER).is_file():
         header = shards.read_header(path)
@@ -153,7 +162,7 @@ class PretrainingDataset(Dataset):
 
     def __init__(
         self,
-        sources: str | Path | list[str | Path],
+        sources: str | Path | StreamedFolder | list[str | Path | StreamedFolder],
         *,
         vocab: str | Path | None = None,
         seed: int = 0,
@@ -167,6 +176,7 @@ class PretrainingDataset(Dataset):
         max_predictions: int | None = None,
         masked_lm_prob: float | None = None,
         whole_word_mask: bool | None = None,
+        window: int | None = None,
     ):
         if not 0 <= rank < world_size:
             raise DataError(f"rank {rank} is outside 0..{world_size - 1} (world_size {world_size})")
@@ -189,6 +199,9 @@ class PretrainingDataset(Dataset):
         if self.seq_len < 8:
             raise DataError(f"seq_len {self.seq_len} is below 8")
         self.bounds = np.cumsum([0] + [len(s) for s in self.sources])
+        self.shard_bounds = np.cumsum([0] + [len(s.shard_counts) for s in self.sources])
+        streamed = any(isinstance(s, StreamedFolder) for s in specs)
+        self.window = window or (order.WINDOW if streamed else None)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.shuffle, self.drop_remainder = shuffle, drop_remainder
         self.set_epoch(epoch, start)
@@ -220,7 +233,20 @@ class PretrainingDataset(Dataset):
         if not 0 <= start <= per_rank:
             raise DataError(f"start {start} is outside 0..{per_rank} (items of rank {self.rank} per epoch)")
         self.epoch, self.start, self._per_rank = epoch, start, per_rank
-        self._order = Permutation(total, [self.seed, epoch]) if self.shuffle else None
+        self._order = Permutation(total, [self.seed, epoch]) if self.shuffle and not self.window else None
+        self._shard_order = self.shard_order(epoch) if self.window else None
+
+    def shard_order(self, epoch: int) -> order.ShardOrder:
+        """Epoch `epoch`'s order of this rank's items, by shard (only with a window)."""
+        counts = [c for s in self.sources for c in s.shard_counts]
+        return order.ShardOrder(counts, seed=self.seed, epoch=epoch, rank=self.rank,
+                                world_size=self.world_size, shuffle=self.shuffle,
+                                window=self.window if self.shuffle else 1, drop_remainder=self.drop_remainder)
+
+    def shard_files(self, shard: int) -> list[str]:
+        """The files of shard `shard` (numbered across the sources) in its streamed folder."""
+        source = int(np.searchsorted(self.shard_bounds, shard, side="right")) - 1
+        return self.sources[source].files(shard - int(self.shard_bounds[source]))
 
     def __len__(self) -> int:
         return self._per_rank - self.start
@@ -229,6 +255,8 @@ class PretrainingDataset(Dataset):
         """The global example behind item k of this rank (for checks and logging)."""
         if not 0 <= k < len(self):
             raise IndexError(k)
+        if self._shard_order is not None:
+            return self._shard_order.example(self.start + k)
         position = self.rank + (self.start + k) * self.world_size
         return int(self._order(position)[0]) if self._order is not None else position
 

@@ -101,6 +101,9 @@ def read_header(folder: Path) -> dict:
         raise DataError(f"{folder} has no {HEADER}; it is not a `bertvault prepare` output (or that run did not finish)") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{folder / HEADER}: unreadable ({exc})") from None
+    if not isinstance(header, dict):
+        raise DataError(f"{folder / HEADER}: a JSON {type(header).__name__}, not a `bertvault prepare` "
+                        "header")
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise DataError(f"{folder / HEADER}: format {header.get('format')!r} version {header.get('version')!r}; "
                         f"this bertvault reads {FORMAT!r} version {VERSION}")

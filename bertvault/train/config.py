@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bertvault.errors import TrainingError, UsageError, raise_if
+from bertvault.sizes import parse_size
 from bertvault.train.tasks.glue import TASKS as GLUE_TASKS
 
 # google-research/bert: lr 1e-4 from scratch; "2e-5 when continuing from a checkpoint" (README).
@@ -35,8 +36,8 @@ def setting(default: Any = None, help: str = "", *, flag: str | None = None, sho
 
     flag: the option's name when it is not --<field-name>; shown: the default as the help states it
     (when it depends on other settings); choices: allowed values; check: "count" (at least 1),
-    "positive", "non-negative", "fraction" (in [0, 1)); cli=False: settings files only; panel: a help
-    section."""
+    "positive", "non-negative", "fraction" (in [0, 1)), "size" (bytes, as sizes.parse_size reads
+    them); cli=False: settings files only; panel: a help section."""
     metadata = {"help": help, "flag": flag, "shown": shown, "choices": choices, "check": check, "cli": cli,
                 "panel": panel}
     if isinstance(default, list):
@@ -97,6 +98,9 @@ class PretrainSettings:
     log_every: int = setting(10, "Metrics every N steps.", check="count")
     seed: int = setting(12345, "Random seed.")
     workers: int = setting(1, "Data-loader worker processes per rank.", check="non-negative")
+    stream_cache: str = setting("10GiB", "With --data gs://... (a `bertvault prepare` folder): disk for the "
+                                         "shards fetched ahead of training, on each machine (its processes "
+                                         "share it).", check="size")
     export: list[str] = setting([], "Also export the final model as (repeatable; tf1: a google-research/bert "
                                     "checkpoint)", choices=("tf1",))
     nproc_per_node: int = setting(1, _NPROC, check="count", panel=DISTRIBUTED)
@@ -157,7 +161,8 @@ class FinetuneSettings:
 
 # A resumed run must see the same data in the same order: these may change on --resume, nothing else.
 RESUMABLE = {"steps", "save_every", "keep", "eval_every", "eval_data", "eval_batches", "log_every", "export",
-             "compile", "device", "workers", "nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "out"}
+             "compile", "device", "workers", "stream_cache", "nproc_per_node", "nnodes", "node_rank",
+             "rdzv_endpoint", "out"}
 
 
 def flag_of(f: dataclasses.Field) -> str:
@@ -260,6 +265,12 @@ def problems_of(settings) -> list[str]:
         for item in value if isinstance(value, list) else [value]:
             if choices and item not in choices:
                 problems.append(f"{flag_of(f)} must be one of {', '.join(choices)}, got {item!r}")
+        if check == "size":
+            try:
+                parse_size(str(value), flag_of(f))
+            except UsageError as exc:
+                problems.append(str(exc))
+            continue
         number = isinstance(value, int | float) and math.isfinite(value)
         if check and not (number and _CHECKS[check][0](value)):
             problems.append(f"{flag_of(f)} {_CHECKS[check][1]}, got {value}")

@@ -119,7 +119,7 @@ def load_source(settings: config.PretrainSettings, resume_from: Path | None,
 
 
 def described(text: str | None) -> dict:
-    """The provenance entry of --from or --data (`scratch` has nothing to hash)."""
+    """The provenance entry of --from (`scratch` has nothing to hash)."""
     return provenance.describe(sources.resolve(text) if text and text != "scratch" else text)
 
 
@@ -424,6 +424,7 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
     # Ctrl-C and SIGTERM only set a flag until the run is on its way out: a second one while the
     # checkpoint is written (or the workers are stopped) changes nothing.
     with stop_requests() as stop:
+        data.stopping = lambda: bool(stop)  # a wait for streamed shards gives up on Ctrl-C / SIGTERM
         try:
             step, interrupted = loop.run(stream, step, step if resume_from else None, stop)
         finally:
@@ -433,6 +434,7 @@ def _run(settings: config.PretrainSettings, resume: bool, display, device: devic
             metrics.message(f"{interrupted}: saved step {step}; continue with --resume")
             raise Interrupted(f"stopped by {interrupted} at step {step}; a checkpoint was saved, "
                               f"continue with `bertvault pretrain --out {out} --resume`")
+    data.finish()
 
     # 6. The final model.
     model_dir, tf1_dir = export(settings, device, model, source.vocab_path, lowercase, step)
@@ -475,7 +477,7 @@ def export(settings, device: devices.Device, model, vocab_path: Path, lowercase:
         model_dir = checkpoint_io.export_hf(model, vocab_path, lowercase, out / "model")
         if "tf1" in settings.export:
             tf1_dir = checkpoint_io.export_tf1(model, vocab_path, lowercase, out / "tf1")
-        record = {"sources": [described(settings.from_), described(settings.data)],
+        record = {"sources": [described(settings.from_), pretrain_data.describe(settings.data)],
                   "steps": step, "settings": dataclasses.asdict(settings)}
         for folder in (model_dir, tf1_dir):
             if folder is not None:

@@ -3,12 +3,14 @@
 `--data` may be raw text (one sentence per line, blank line between documents) or AzureML
 shards, prepared on the fly into OUT/data; a `bertvault prepare` output folder; TFRecord files
 (a file, a folder or a glob); or a registered dataset name. Preparing happens once, on rank 0,
-and a resumed run reuses the prepared folder.
+and a resumed run reuses the prepared folder. A prepared folder in a bucket (gs://) is streamed
+(streaming.py): training starts once the first shards are here, not after the whole pull.
 
 Order and position: bertvault.data's dataset gives rank r of W the permuted examples r, r+W, ...;
 batches are consecutive items of that, the last partial batch of an epoch is dropped (so every
 rank takes the same number of steps per epoch), and the position saved in a checkpoint is
-(epoch, batches taken in that epoch).
+(epoch, batches taken in that epoch). Streamed data follows data/order.py's order instead (a few
+shards at a time), with the same position.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -24,7 +26,9 @@ from torch.utils.data import DataLoader
 
 from bertvault import sources
 from bertvault.errors import DataError, TrainingError
+from bertvault.sizes import format_size
 from bertvault.train import loader as loader_module
+from bertvault.train import streaming
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,9 @@ def _local_spec(spec: str) -> str:
 
 
 def check_exists(spec: str) -> None:
-    """A path (or glob) that matches something, or a registered dataset in the cache."""
+    """A path (or glob) that matches something, a registered dataset in the cache, or a bucket folder."""
+    if streaming.find(spec) is not None:
+        return
     if glob.has_magic(spec) and "://" not in spec and not glob.glob(spec):
         raise DataError(f"--data {spec}: the pattern matches no file")
     _local_spec(spec)  # raises for a name that is neither a path nor a cached registered dataset
@@ -94,7 +100,7 @@ def resolve_source(spec: str, vocab_path: Path, lowercase: bool, target: Path, s
     return str(target)
 
 
-def _dataset(source: str, vocab_path: Path, settings, seed: int, rank: int, world: int, shuffle: bool):
+def _dataset(source, vocab_path: Path, settings, seed: int, rank: int, world: int, shuffle: bool, label: str):
     from bertvault.data.dataset import PretrainingDataset
 
     dataset = PretrainingDataset(source, vocab=vocab_path, seed=seed, rank=rank, world_size=world,
@@ -102,10 +108,25 @@ def _dataset(source: str, vocab_path: Path, settings, seed: int, rank: int, worl
                                  max_predictions=settings.max_predictions, masked_lm_prob=settings.mask_prob)
     if len(dataset) < settings.batch_size:
         raise DataError(
-            f"{source}: {dataset.num_examples} examples give {len(dataset)} per process, fewer than one batch of "
-            f"{settings.batch_size}; lower --batch-size or add data"
+            f"{label}: {dataset.num_examples} examples give {len(dataset)} per process, fewer than one batch "
+            f"of {settings.batch_size}; lower --batch-size or add data"
         )
     return dataset
+
+
+@contextlib.contextmanager
+def _streamed(remote: streaming.Remote, role: str, vocab_path: Path, settings, seed: int, device,
+              shuffle: bool) -> Iterator[tuple]:
+    """(dataset, feed) of a bucket folder; the feed stops (its folder kept for a rerun) if this fails."""
+    feed = streaming.Feed(remote, role, settings, device.rank, device.world_size)
+    try:
+        dataset = _dataset(feed.source, vocab_path, settings, seed, device.rank, device.world_size, shuffle,
+                           remote.url)
+        feed.attach(dataset, settings.batch_size)
+        yield dataset, feed
+    except BaseException:
+        feed.stop()
+        raise
 
 
 def _own_generator(*seed: int) -> torch.Generator:
@@ -120,13 +141,23 @@ def _batches(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
             yield {k: batch[k] for k in MODEL_KEYS}
 
 
-class Stream:
-    """Endless micro-batches for one rank, epoch after epoch; `state()` / `restore()` for checkpoints."""
+class WaitInterrupted(TrainingError):
+    """Ctrl-C or SIGTERM while the next batch's shards were still on their way."""
 
-    def __init__(self, dataset, batch_size: int, workers: int):
+    exit_code = 130
+
+
+class Stream:
+    """Endless micro-batches for one rank, epoch after epoch; `state()` / `restore()` for checkpoints.
+    With a `feed` (streamed data), each batch waits for its shards before it is read; `stopping()`
+    true (a stop was asked for) ends that wait with WaitInterrupted."""
+
+    def __init__(self, dataset, batch_size: int, workers: int, feed: streaming.Feed | None = None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.workers = workers
+        self.feed = feed
+        self.stopping: Callable[[], bool] = lambda: False
         self.epoch = 0
         self.taken = 0  # batches of this epoch already handed out
 
@@ -136,45 +167,102 @@ class Stream:
     def restore(self, state: dict) -> None:
         self.epoch, self.taken = int(state["epoch"]), int(state["batches"])
 
+    def _arrived(self) -> None:
+        if self.feed is None:
+            return
+        if not self.feed.before(self.epoch, self.taken * self.batch_size, self.batch_size, self.stopping):
+            raise WaitInterrupted(f"stopped while the next shards of {self.feed.remote.url} were on their "
+                                  "way; the last checkpoint is kept: continue from it with --resume")
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        while True:
-            per_epoch = (self.dataset.num_examples // self.dataset.world_size) // self.batch_size
-            if self.taken >= per_epoch:
+        try:
+            while True:
+                per_epoch = (self.dataset.num_examples // self.dataset.world_size) // self.batch_size
+                if self.taken >= per_epoch:
+                    self.epoch, self.taken = self.epoch + 1, 0
+                self.dataset.set_epoch(self.epoch, self.taken * self.batch_size)
+                if self.feed is not None:
+                    self.feed.follow(self.epoch, self.taken * self.batch_size)
+                loader = loader_module.make(self.dataset, self.batch_size, self.workers,
+                                            _own_generator(self.dataset.seed, self.epoch))
+                # closing this generator stops the workers
+                with contextlib.closing(_batches(loader)) as stream:
+                    while self.taken < per_epoch:
+                        self._arrived()
+                        batch = next(stream, None)
+                        if batch is None:
+                            break
+                        self.taken += 1
+                        yield batch
                 self.epoch, self.taken = self.epoch + 1, 0
-            self.dataset.set_epoch(self.epoch, self.taken * self.batch_size)
-            loader = loader_module.make(self.dataset, self.batch_size, self.workers,
-                                        _own_generator(self.dataset.seed, self.epoch))
-            with contextlib.closing(_batches(loader)) as stream:  # closing this generator stops the workers
-                for batch in stream:
-                    self.taken += 1
-                    yield batch
-            self.epoch, self.taken = self.epoch + 1, 0
+        finally:
+            if self.feed is not None:  # stopped or failed: the shards here stay for --resume
+                self.feed.stop()
+
+    def finish(self) -> None:
+        """The run is complete: its streamed shards go."""
+        if self.feed is not None:
+            self.feed.discard()
 
 
 def open_stream(settings, vocab_path: Path, lowercase: bool, out: Path, device) -> Stream:
+    remote = streaming.find(settings.data)
+    if remote is not None:
+        with _streamed(remote, "train", vocab_path, settings, settings.seed, device, True) as (dataset, feed):
+            log.info("training data %s: %d examples in %d shards, streamed (at most %s here for this "
+                     "process)", remote.url, dataset.num_examples, int(dataset.shard_bounds[-1]),
+                     format_size(feed.bound))
+            return Stream(dataset, settings.batch_size, settings.workers, feed)
     source = resolve_source(settings.data, vocab_path, lowercase, out / "data", settings, device)
-    dataset = _dataset(source, vocab_path, settings, settings.seed, device.rank, device.world_size, shuffle=True)
+    dataset = _dataset(source, vocab_path, settings, settings.seed, device.rank, device.world_size, True,
+                       source)
     log.info("training data %s: %d examples", source, dataset.num_examples)
     return Stream(dataset, settings.batch_size, settings.workers)
 
 
-def eval_batches(settings, vocab_path: Path, lowercase: bool, out: Path, device) -> list[dict[str, torch.Tensor]]:
+def describe(spec: str | None) -> dict:
+    """The provenance entry of --data: streamed data by its listing (never pulled for it), else the files."""
+    from bertvault import provenance
+
+    remote = streaming.find(spec)
+    if remote is not None:
+        return streaming.describe(remote)
+    return provenance.describe(sources.resolve(spec) if spec else None)
+
+
+def _first_batches(dataset, settings, label: str,
+                   feed: streaming.Feed | None = None) -> list[dict[str, torch.Tensor]]:
+    loader = loader_module.make(dataset, settings.batch_size, 0, _own_generator(settings.seed, -1))
+    batches: list[dict[str, torch.Tensor]] = []
+    with contextlib.closing(_batches(loader)) as stream:
+        while len(batches) < settings.eval_batches:
+            if feed is not None and (len(batches) + 1) * settings.batch_size <= len(dataset):
+                feed.before(0, len(batches) * settings.batch_size, settings.batch_size)
+            batch = next(stream, None)
+            if batch is None:
+                break
+            batches.append(batch)
+    if not batches:
+        raise TrainingError(f"the eval data {label} gives no full batch of {settings.batch_size}")
+    return batches
+
+
+def eval_batches(settings, vocab_path: Path, lowercase: bool, out: Path,
+                 device) -> list[dict[str, torch.Tensor]]:
     """Fixed batches (fixed masks, file order): --eval-data, else the start of the training data."""
-    if settings.eval_data:
-        source = resolve_source(settings.eval_data, vocab_path, lowercase, out / "eval-data", settings, device)
-    else:
-        source = resolve_source(settings.data, vocab_path, lowercase, out / "data", settings, device)
+    if not settings.eval_data:
         log.info("no --eval-data: evaluating on the first %d batches of the training data (fixed masks)",
                  settings.eval_batches)
-    dataset = _dataset(source, vocab_path, settings, settings.seed + EVAL_SEED_OFFSET, device.rank,
-                       device.world_size, shuffle=False)
-    loader = loader_module.make(dataset, settings.batch_size, 0, _own_generator(settings.seed, -1))
-    batches = []
-    with contextlib.closing(_batches(loader)) as stream:
-        for batch in stream:
-            batches.append(batch)
-            if len(batches) == settings.eval_batches:
-                break
-    if not batches:
-        raise TrainingError(f"the eval data {source} gives no full batch of {settings.batch_size}")
-    return batches
+    spec = settings.eval_data or settings.data
+    seed = settings.seed + EVAL_SEED_OFFSET
+    remote = streaming.find(spec)
+    if remote is not None:
+        with _streamed(remote, "eval", vocab_path, settings, seed, device, False) as (dataset, feed):
+            feed.follow(0, 0)
+            batches = _first_batches(dataset, settings, remote.url, feed)
+            feed.discard()  # read once: the shards are of no more use
+            return batches
+    target = out / ("eval-data" if settings.eval_data else "data")
+    source = resolve_source(spec, vocab_path, lowercase, target, settings, device)
+    dataset = _dataset(source, vocab_path, settings, seed, device.rank, device.world_size, False, source)
+    return _first_batches(dataset, settings, source)
