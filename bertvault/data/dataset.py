@@ -63,7 +63,8 @@ class _Native:
         self.entries = header["shards"]
         missing = [e[k] for e in self.entries for k in ("ids", "index") if not (folder / e[k]).is_file()]
         if missing:
-            raise DataError(f"{folder}: shard files missing ({', '.join(missing[:3])}); the folder is incomplete")
+            raise DataError(f"{folder}: shard files missing ({', '.join(missing[:3])}); "
+                            "the folder is incomplete")
         self.shard_counts = [int(e["examples"]) for e in self.entries]
         self.bounds = np.cumsum([0] + self.shard_counts)
         self.seq_len = header["seq_len"]
@@ -78,7 +79,7 @@ class _Native:
     def _open(self) -> list:
         if self._maps is None:
             self._maps = [
-                (np.load(self.folder / e["ids"], mmap_mode="r"), np.load(self.folder / e["index"], mmap_mode="r"))
+                tuple(np.load(self.folder / e[part], mmap_mode="r") for part in ("ids", "index"))
                 for e in self.entries
             ]
         return self._maps
@@ -117,7 +118,8 @@ class _TFRecords:
             self._fds[f] = os.open(self.files[f], os.O_RDONLY)
         offset, length = (int(v) for v in self.index[f][i - self.bounds[f]])
         data = os.pread(self._fds[f], length + 4, offset)
-        if len(data) != length + 4 or tfrecord.masked_crc(data[:length]) != int.from_bytes(data[length:], "little"):
+        stored = int.from_bytes(data[length:], "little")
+        if len(data) != length + 4 or tfrecord.masked_crc(data[:length]) != stored:
             raise DataError(f"{self.files[f]}: corrupt record at byte {offset} (data checksum mismatch)")
         return tfrecord.decode_example(data[:length], f"{self.files[f]} record {i - self.bounds[f]}")
 
@@ -211,12 +213,14 @@ class PretrainingDataset(Dataset):
         folders = [folder for _, header, folder in opened if folder is not None]
         digests = {shards.read_header(f)["vocab"]["sha256"] for f in folders}
         if len(digests) > 1:
-            raise DataError("the sources were prepared with different vocabularies; train on one vocab at a time")
+            raise DataError("the sources were prepared with different vocabularies; "
+                            "train on one vocab at a time")
         if vocab is not None:
             path = Path(vocab).expanduser()
             path = path / "vocab.txt" if path.is_dir() else path
             if digests and vocab_sha256(path) not in digests:
-                raise DataError(f"vocab {path} is not the vocab the data was prepared with ({folders[0] / shards.VOCAB})")
+                raise DataError(f"vocab {path} is not the vocab the data was prepared with "
+                                f"({folders[0] / shards.VOCAB})")
             return path
         if not folders:
             raise DataError("TFRecord sources carry no vocab: pass vocab= (the checkpoint's vocab.txt)")

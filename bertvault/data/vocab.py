@@ -42,5 +42,5 @@ def locate(spec: str, lowercase: bool | None = None) -> VocabInfo:
         positions = configured if isinstance(configured, int) else None
     case = "uncased" if source.lowercase else "cased"
     log.info("vocab %s: %d tokens, %s (%s)", vocab_path, len(tokens), case, source.case_from)
-    return VocabInfo(vocab_path, len(tokens), vocab_sha256(vocab_path), bool(source.lowercase), source.case_from,
-                     positions)
+    return VocabInfo(vocab_path, len(tokens), vocab_sha256(vocab_path), bool(source.lowercase),
+                     source.case_from, positions)

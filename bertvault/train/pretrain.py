@@ -57,11 +57,12 @@ def check_output(settings: config.PretrainSettings, resume: bool) -> Path | None
     root = Path(settings.out) / "checkpoints"
     newest = checkpoints.latest(root)
     if resume and newest is None:
-        raise TrainingError(f"--resume: {root} holds no checkpoint to resume from; start the run without --resume")
+        raise TrainingError(f"--resume: {root} holds no checkpoint to resume from; "
+                            "start the run without --resume")
     if not resume and newest is not None:
         raise TrainingError(
-            f"{settings.out} already holds a run (newest checkpoint {newest.name}); pass --resume to continue it, "
-            "or choose another --out"
+            f"{settings.out} already holds a run (newest checkpoint {newest.name}); "
+            "pass --resume to continue it, or choose another --out"
         )
     return newest
 
@@ -152,8 +153,9 @@ def build(source: checkpoint_io.ModelSource, settings: config.PretrainSettings):
     check_fit(source, settings)
     model, fresh = checkpoint_io.build_model(source.config, source.state_dict or None, settings.dropout)
     if source.state_dict and any(k.startswith("cls.") for k in fresh):
-        log.warning("%s has no pretraining heads: the MLM decoder is tied to the word embeddings, its transform "
-                    "and the NSP classifier start fresh (%s)", source.name, ", ".join(sorted(fresh)[:4]) + " ...")
+        log.warning("%s has no pretraining heads: the MLM decoder is tied to the word embeddings, "
+                    "its transform and the NSP classifier start fresh (%s)",
+                    source.name, ", ".join(sorted(fresh)[:4]) + " ...")
     return model, fresh
 
 
@@ -208,7 +210,8 @@ def progress(step: int, window: torch.Tensor, lr: float, throughput: Throughput,
     device.synchronize()
     rate = throughput.rate()
     predicted = float(window[4]) / max(1.0, float(window[5]) * settings.seq_len)
-    flops = flops_per_token(shape.num_hidden_layers, shape.hidden_size, settings.seq_len, shape.vocab_size, predicted)
+    flops = flops_per_token(shape.num_hidden_layers, shape.hidden_size, settings.seq_len,
+                            shape.vocab_size, predicted)
     record["tokens_per_s"] = rate
     utilisation = mfu(rate, flops, device.peak_flops(precision), device.world_size)
     if utilisation is not None:
@@ -224,9 +227,9 @@ def evaluate(module, batches, device: devices.Device, precision: str) -> dict[st
     for batch in batches:
         with device.autocast(precision):
             out = module(**to_device(batch, device.device))
+        examples = torch.tensor(float(batch["input_ids"].shape[0]), device=device.device)
         window += torch.stack([out.mlm_loss, out.nsp_loss, out.mlm_correct, out.nsp_correct,
-                               batch["masked_lm_weights"].sum().to(device.device),
-                               torch.tensor(float(batch["input_ids"].shape[0]), device=device.device)]).float()
+                               batch["masked_lm_weights"].sum().to(device.device), examples]).float()
         device.mark_step()
     module.train()
     counts = device.all_reduce_sum(window[4:].clone())

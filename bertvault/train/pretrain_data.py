@@ -64,7 +64,8 @@ def _prepare(spec: str, vocab_path: Path, lowercase: bool, target: Path, setting
     from bertvault.data import prepare
 
     options = prepare.Options(seq_len=settings.seq_len, max_predictions=settings.max_predictions,
-                              masked_lm_prob=settings.mask_prob, seed=settings.seed, workers=max(1, settings.workers))
+                              masked_lm_prob=settings.mask_prob, seed=settings.seed,
+                              workers=max(1, settings.workers))
     plan = prepare.plan([spec], str(vocab_path), str(target), options, lowercase)
     log.info("preparing %s into %s (for a large corpus, `bertvault prepare --workers N` first is faster)",
              spec, target)

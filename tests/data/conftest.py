@@ -74,6 +74,7 @@ def topic_corpus(tmp_path, uncased_vocab) -> tuple[Path, dict[str, int]]:
     """150 documents whose words never appear in another document; returns (file, word -> document)."""
     rng = random.Random(11)
     topics = topic_words(uncased_vocab, 150, 30)
-    docs = [[" ".join(rng.choices(words, k=rng.randint(4, 25))) for _ in range(rng.randint(3, 40))] for words in topics]
+    docs = [[" ".join(rng.choices(words, k=rng.randint(4, 25))) for _ in range(rng.randint(3, 40))]
+            for words in topics]
     owner = {w: d for d, words in enumerate(topics) for w in words}
     return write_corpus(tmp_path / "topics.txt", docs), owner

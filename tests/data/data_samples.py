@@ -1,4 +1,6 @@
-"""Sample inputs shared by the pretraining-data tests (a module of its own: several test folders have a conftest)."""
+"""Sample inputs shared by the pretraining-data tests.
+
+A module of its own: several test folders have a conftest."""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ def shard_classes(monkeypatch):
 
 def _instances(token_instance, vocab_path, count: int, seed: int = 0):
     slow = BertTokenizerLegacy(str(vocab_path))
-    lines = [slow.tokenize(line) for line in SAMPLE_TEXT.read_text(encoding="utf-8").split("\n") if line.strip()]
+    text = SAMPLE_TEXT.read_text(encoding="utf-8")
+    lines = [slow.tokenize(line) for line in text.split("\n") if line.strip()]
     rng = random.Random(seed)
     out = []
     for _ in range(count):
@@ -77,13 +78,17 @@ def _shard(path, creator, instances, protocol=3):
         ("__main__", "GenericPretrainingDataCreator", 0),
     ],
 )
-def test_shards_load_with_their_class_and_module_names(tmp_path, shard_classes, uncased_vocab, module, creator, protocol):
+def test_shards_load_with_their_class_and_module_names(tmp_path, shard_classes, uncased_vocab,
+                                                       module, creator, protocol):
     creator_cls, instance_cls = shard_classes(module, creator)
     made = _instances(instance_cls, uncased_vocab, 40)
     path = _shard(tmp_path / "wikipedia_segmented_part_0.bin", creator_cls, made, protocol)
     loaded = azureml.load(path)
     assert all(type(i) is azureml.TokenInstance for i in loaded)
-    assert [(i.tokens_a, i.tokens_b, i.is_next) for i in loaded] == [(i.tokens_a, i.tokens_b, i.is_next) for i in made]
+    def fields(instances):
+        return [(i.tokens_a, i.tokens_b, i.is_next) for i in instances]
+
+    assert fields(loaded) == fields(made)
 
 
 def test_prepare_converts_a_shard_to_native(tmp_path, shard_classes, uncased_vocab, caplog):
@@ -159,7 +164,8 @@ def test_other_globals_are_refused(tmp_path, target):
 
 def test_damaged_and_wrong_shape_pickles(tmp_path, shard_classes, uncased_vocab):
     creator_cls, instance_cls = shard_classes("__main__")
-    good = _shard(tmp_path / "part.bin", creator_cls, _instances(instance_cls, uncased_vocab, 20)).read_bytes()
+    instances = _instances(instance_cls, uncased_vocab, 20)
+    good = _shard(tmp_path / "part.bin", creator_cls, instances).read_bytes()
     cut = tmp_path / "cut.bin"
     cut.write_bytes(good[: len(good) // 2])
     with pytest.raises(DataError, match="not a readable AzureML shard"):

@@ -15,7 +15,8 @@ from bertvault.formats.vocab import read_vocab, vocab_tokens
 @pytest.fixture
 def native(tmp_path, make_corpus, uncased_vocab):
     text = make_corpus(documents=200)
-    plan = prepare.plan([str(text)], str(uncased_vocab), str(tmp_path / "native"), prepare.Options(seq_len=64))
+    options = prepare.Options(seq_len=64)
+    plan = prepare.plan([str(text)], str(uncased_vocab), str(tmp_path / "native"), options)
     header = prepare.run(plan)
     return tmp_path / "native", header
 

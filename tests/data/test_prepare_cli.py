@@ -59,7 +59,8 @@ def test_bad_input_one_line(tmp_path, uncased_vocab, content, code, pattern):
 
 
 def test_bad_options_one_line(tmp_path, corpus, uncased_vocab):
-    result = _prepare(corpus, "--vocab-from", uncased_vocab.parent, "--out", tmp_path / "o", "--seq-len", "4096")
+    result = _prepare(corpus, "--vocab-from", uncased_vocab.parent, "--out", tmp_path / "o",
+                      "--seq-len", "4096")
     _one_error_line(result, 2, "exceeds the checkpoint's 512 positions")
     result = _prepare(corpus, "--vocab-from", uncased_vocab, "--out", "s3://bucket/data")
     _one_error_line(result, 2, "other schemes are not supported")
@@ -79,7 +80,8 @@ def test_malicious_pickle_exits_6_and_runs_nothing(tmp_path, corpus, uncased_voc
     marker = tmp_path / "pwned"
     evil = tmp_path / "wikipedia_segmented_part_0.bin"
     evil.write_bytes(pickle.dumps(_Payload(marker), protocol=4))
-    result = _prepare(corpus, evil, "--vocab-from", uncased_vocab, "--out", tmp_path / "out", "--workers", "1")
+    result = _prepare(corpus, evil, "--vocab-from", uncased_vocab, "--out", tmp_path / "out",
+                      "--workers", "1")
     _one_error_line(result, 6, "posix.system")
     assert not marker.exists()
     assert not (tmp_path / "out").exists()

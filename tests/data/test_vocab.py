@@ -17,7 +17,15 @@ MANIFEST = """
 name = "tiny-cased-test"
 kind = "checkpoint"
 format = "tf1-checkpoint"
-architecture = {{ layers = 2, hidden = 32, heads = 2, intermediate = 64, vocab_size = {size}, cased = true, max_positions = 256 }}
+[artifact.architecture]
+layers = 2
+hidden = 32
+heads = 2
+intermediate = 64
+vocab_size = {size}
+cased = true
+max_positions = 256
+
 [[artifact.files]]
 path = "vocab.txt"
 urls = ["file:///nowhere/vocab.txt"]
@@ -94,7 +102,8 @@ def test_folder_with_tokenizer_config_and_config(tmp_path, uncased_vocab):
     (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))
     (folder / "bert_config.json").write_text(json.dumps({"max_position_embeddings": 128}))
     info = locate(str(folder))
-    assert info.lowercase is False and info.case_from.startswith("do_lower_case") and info.max_positions == 128
+    assert info.lowercase is False and info.case_from.startswith("do_lower_case")
+    assert info.max_positions == 128
     assert locate(str(folder), lowercase=True).lowercase is True
 
 

@@ -295,8 +295,8 @@ def test_a_bound_below_one_batch_is_refused_before_training(tmp_path, bucket, ti
 
 
 @pytest.mark.parametrize("damage", ["outside", "negative", "missing", "list"])
-def test_a_header_that_does_not_fit_the_bucket_is_refused(tmp_path, gcs_server, prepared, monkeypatch, tiny_bert,
-                                                          damage):
+def test_a_header_that_does_not_fit_the_bucket_is_refused(tmp_path, gcs_server, prepared, monkeypatch,
+                                                          tiny_bert, damage):
     header = json.loads((prepared / shards.HEADER).read_text())
     entry = header["shards"][3]
     entry.update({"outside": {"ids": "../../escape.npy"}, "negative": {"examples": -5},
