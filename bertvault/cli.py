@@ -1201,6 +1201,10 @@ def main() -> None:
     finally:
         _leaving()
         gc.freeze()
+        # Only the interpreter's own exit is left, and it gives every Python handler back the default
+        # action (death by signal): a signal that late is ignored instead, so the exit code stands.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
