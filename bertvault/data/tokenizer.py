@@ -26,7 +26,6 @@ a word-final 'Σ' into 'ς' where the pipeline gives 'σ': so 'Σ' becomes 'σ' 
 
 from __future__ import annotations
 
-import itertools
 import re
 from pathlib import Path
 
@@ -39,8 +38,8 @@ _PUNCT = r"!-/:-@\[-`{-~"  # the 32 ASCII punctuation characters
 UNITS = re.compile(rf"[{_PUNCT}]|[^{_PUNCT}]+")
 
 
-def _lower(line: str) -> str:
-    return (line if line.isascii() else line.replace("Σ", "σ")).lower()
+def _lower(text: str) -> str:
+    return (text if text.isascii() else text.replace("Σ", "σ")).lower()
 
 
 class LineEncoder:
@@ -53,42 +52,6 @@ class LineEncoder:
         self._words: dict[str, bytes] = {}  # word -> its ids as int32 bytes
         self._units: dict[str, bytes] = {}
 
-    def _tokenize(self, units: list[str]) -> None:
-        """Memoize the ids of new units. They go to the Rust pipeline GROUP to a string and come
-        back apart by the character offsets of their tokens."""
-        groups = [units[i : i + GROUP] for i in range(0, len(units), GROUP)]
-        encodings = self.tokenizer.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
-        for group, encoding in zip(groups, encodings):
-            ids = np.asarray(encoding.ids, dtype=np.int32)
-            unit_starts = np.cumsum([0] + [len(u) + 1 for u in group[:-1]])
-            token_starts = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
-            owner = np.searchsorted(unit_starts, token_starts, side="right") - 1
-            bounds = np.searchsorted(owner, np.arange(len(group) + 1)).tolist()
-            for k, unit in enumerate(group):
-                self._units[unit] = ids[bounds[k] : bounds[k + 1]].tobytes()
-
-    def _learn(self, unseen: list[str]) -> list[bytes]:
-        """The ids of words the memo lacks, from their units (see the module docstring)."""
-        split = [UNITS.findall(word) for word in unseen]
-        new = set(itertools.chain.from_iterable(split)).difference(self._units)
-        if new:
-            self._tokenize(list(new))
-        units = self._units
-        learned = [b"".join([units[u] for u in parts]) for parts in split]
-        self._words.update(zip(unseen, learned))
-        return learned
-
-    def _ids_of(self, words: list[str]) -> list[bytes]:
-        if len(self._words) > self.max_words:  # a bound on memory, not a cache policy
-            self._words.clear()
-            self._units.clear()
-        found = [self._words.get(w) for w in words]
-        missing = [k for k, ids in enumerate(found) if ids is None]
-        if missing:
-            for k, ids in zip(missing, self._learn([words[k] for k in missing])):
-                found[k] = ids
-        return found
-
     def encode_lines(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ids of all lines concatenated as int32, number of tokens of each line)."""
         import pyarrow as pa
@@ -96,21 +59,83 @@ class LineEncoder:
 
         if not lines:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        if len(self._words) > self.max_words:  # a bound on memory, not a cache policy
+            self._words.clear()
+            self._units.clear()
         text = "\n".join(lines)
         if self.lowercase:  # see the module docstring: what the pipeline would do, sooner
             text = _lower(text)
-        if text.count("\n") == len(lines) - 1:  # one string to arrow, cut there: faster than a list
-            lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
-        else:  # some line holds a "\n" of its own
-            lines = pa.array([_lower(line) for line in lines] if self.lowercase else lines, pa.large_string())
-        split = pc.split_pattern(lines, " ")  # every line: at least one word
-        numbered = pc.dictionary_encode(split.flatten())
-        ids = self._ids_of(numbered.dictionary.to_pylist())
-        lengths = np.fromiter(map(len, ids), np.int64, len(ids)) // 4
-        table = np.frombuffer(b"".join(ids), np.int32)
-        which = numbered.indices.to_numpy()
-        counts = lengths[which]  # tokens of each occurrence
-        ends = np.cumsum(counts)
-        starts = (np.cumsum(lengths) - lengths)[which]
-        flat = table[np.repeat(starts - ends + counts, counts) + np.arange(ends[-1])]
-        return flat, np.add.reduceat(counts, split.offsets.to_numpy()[:-1])
+        if text.count("\n") == len(lines) - 1:  # one string to arrow: "\n" is a word that ends a line
+            words = pc.split_pattern(pa.array([text.replace("\n", " \n ")], pa.large_string()), " ").flatten()
+            ids, counts, which, codes = _ids(words, self._words, self._learn)
+            ends = np.flatnonzero(which == codes.get("\n", -1))
+            bounds = np.cumsum(counts)[np.append(ends, len(counts) - 1)]
+            return ids, np.diff(bounds, prepend=0)
+        # some line holds a "\n" of its own
+        lines = [_lower(line) for line in lines] if self.lowercase else lines
+        words = pc.split_pattern(pa.array(lines, pa.large_string()), " ")  # every line: at least one word
+        ids, counts, _, _ = _ids(words.flatten(), self._words, self._learn)
+        return ids, np.add.reduceat(counts, words.offsets.to_numpy()[:-1])
+
+    def _learn(self, words: list[str]) -> list[bytes]:
+        """The ids of words the memo lacks, from their units (see the module docstring): one regular
+        expression puts spaces around every ASCII punctuation character of them all, and the units
+        go through the memo of units as words go through the memo of words."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        joined = "\n".join(words)
+        if joined.count("\n") == len(words) - 1:
+            joined = pa.array([joined], pa.large_string())
+            spaced = pc.replace_substring_regex(joined, f"([{_PUNCT}])", r" \1 ")
+            units = pc.split_pattern(pc.split_pattern(spaced, "\n").flatten(), " ")
+        else:  # a word holding a "\n" (a line of its own does)
+            units = pa.array([UNITS.findall(word) for word in words], pa.large_list(pa.large_string()))
+        ids, counts, _, _ = _ids(units.flatten(), self._units, self._tokenize)
+        ends = np.cumsum(np.add.reduceat(counts, units.offsets.to_numpy()[:-1])) * 4  # a unit or more a word
+        raw = ids.tobytes()
+        learned = [raw[a:b] for a, b in zip([0, *ends[:-1].tolist()], ends.tolist())]
+        self._words.update(zip(words, learned))
+        return learned
+
+    def _tokenize(self, units: list[str]) -> list[bytes]:
+        """The ids of new units from the Rust pipeline, memoized. They go GROUP to a string and come
+        back apart by the character offsets of their tokens."""
+        groups = [units[i : i + GROUP] for i in range(0, len(units), GROUP)]
+        encodings = self.tokenizer.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
+        learned = []
+        for group, encoding in zip(groups, encodings):
+            ids = np.asarray(encoding.ids, dtype=np.int32)
+            unit_starts = np.cumsum([0] + [len(u) + 1 for u in group[:-1]])
+            token_starts = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+            owner = np.searchsorted(unit_starts, token_starts, side="right") - 1
+            bounds = np.searchsorted(owner, np.arange(len(group) + 1)).tolist()
+            learned += [ids[bounds[k] : bounds[k + 1]].tobytes() for k in range(len(group))]
+        self._units.update(zip(units, learned))
+        return learned
+
+
+def _ids(pieces, memo: dict[str, bytes], learn) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Token ids of a pyarrow array of strings: (all ids as int32, count per piece, each piece's number
+    among the distinct ones, those numbers). Each distinct piece is looked up once; `learn` gives the
+    ids of those `memo` lacks."""
+    import pyarrow.compute as pc
+
+    numbered = pc.dictionary_encode(pieces)
+    distinct = numbered.dictionary.to_pylist()
+    found = [memo.get(piece) for piece in distinct]
+    missing = [k for k, ids in enumerate(found) if ids is None and distinct[k] not in ("", "\n")]
+    if missing:
+        for k, ids in zip(missing, learn([distinct[k] for k in missing])):
+            found[k] = ids
+    codes = {piece: k for k, piece in enumerate(distinct) if found[k] is None}  # "" and "\n": no tokens
+    for k in codes.values():
+        found[k] = b""
+    lengths = np.fromiter(map(len, found), np.int64, len(found)) // 4
+    table = np.frombuffer(b"".join(found), np.int32)
+    which = numbered.indices.to_numpy(zero_copy_only=False)
+    counts = lengths[which]
+    ends = np.cumsum(counts)
+    starts = (np.cumsum(lengths) - lengths)[which]
+    ids = table[np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if len(ends) else 0)]
+    return ids, counts, which, codes
