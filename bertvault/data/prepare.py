@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -47,6 +48,11 @@ MIN_SEQ_LEN = 8
 CHUNK_BYTES = 4 << 20
 AZUREML_SEQ_LEN = 512
 PIECE_SENTENCES = 100  # a chunk that is one long document is split into pieces this long for NSP
+# Pool workers are forked where that is safe (Linux): one starts in milliseconds with all it needs
+# imported, where a spawned one spends ~0.3 CPU-seconds importing. This process has not used the
+# tokenizers thread pool when it forks (parallelism is off while it works on items), and a worker
+# takes standard streams of its own (lifetime.own_std_streams).
+START = "fork" if sys.platform == "linux" else "spawn"
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ def _init(job: Job, parent: int | None = None) -> None:
         lifetime.leave_stop_signals_to_parent()  # Ctrl-C is the parent's: it stops the workers
         lifetime.die_with_parent(parent)  # a killed prepare leaves no worker waiting forever
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a process per core: its threads would contend
+        lifetime.own_std_streams()
     from bertvault.formats.vocab import read_vocab, vocab_tokens
 
     tokens = vocab_tokens(job.vocab)
@@ -366,41 +373,69 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _execute(job: Job, items: Iterator, workers: int, report: Report) -> Iterator[tuple]:
+    """(item number, shard entry, stats) of every item. --workers N is N processes at work: this one
+    and N - 1 started ones, each using one core."""
     def done(result, size):
         stats = result[2]
         report(size, stats.get("documents", 0), stats.get("examples", 0))
         return result
 
-    if workers == 1:
+    with _one_thread_each():
         _init(job)
-        for number, (kind, payload, size) in enumerate(items):
-            yield done(_process(number, kind, payload), size)
-        return
-    with contextlib.closing(_pooled(job, items, workers)) as results:
-        for result, size in results:
-            yield done(result, size)
+        if workers == 1:
+            for number, (kind, payload, size) in enumerate(items):
+                yield done(_process(number, kind, payload), size)
+            return
+        with contextlib.closing(_pooled(job, items, workers - 1)) as results:
+            for result, size in results:
+                yield done(result, size)
 
 
-def _pooled(job: Job, items: Iterator, workers: int) -> Iterator[tuple]:
-    """(result, size) of each item, from a pool of spawned processes; on any failure or interrupt the
-    workers are killed at once (their output is in the staging folder, which is removed anyway)."""
-    context = multiprocessing.get_context("spawn")  # tokenizers' thread pool does not survive fork
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
+@contextlib.contextmanager
+def _one_thread_each() -> Iterator[None]:
+    """The tokenizers library's thread pool off while this process works on items: one core per
+    worker, as pool workers have it (`_init`)."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
+def _pooled(job: Job, items: Iterator, helpers: int) -> Iterator[tuple]:
+    """(result, size) of each item, from this process and a pool of `helpers` spawned processes. This
+    process keeps each helper one item ahead and takes the next item itself, so it is at work from the
+    first moment (a helper needs a few tenths of a second to start) and no core idles while a helper
+    waits for more. On any failure or interrupt the helpers are killed at once (their output is in
+    the staging folder, which is removed anyway)."""
+    context = multiprocessing.get_context(START)
+    with cf.ProcessPoolExecutor(helpers, mp_context=context, initializer=_init,
                                 initargs=(job, os.getpid())) as pool:
         running: dict[cf.Future, int] = {}
         numbered = enumerate(items)
         try:
             while True:
-                while len(running) < 2 * workers:  # bounded read-ahead: the corpus never sits in memory
+                while len(running) < 2 * helpers:  # bounded read-ahead: the corpus never sits in memory
                     step = next(numbered, None)
                     if step is None:
                         break
                     number, (kind, payload, size) = step
                     with lifetime.stop_signals_blocked():  # submit may start a worker
                         running[pool.submit(_process, number, kind, payload)] = size
-                if not running:
-                    return
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                finished = [future for future in running if future.done()]
+                if not finished:
+                    step = next(numbered, None)
+                    if step is not None:  # this process's share
+                        number, (kind, payload, size) = step
+                        yield _process(number, kind, payload), size
+                        continue
+                    if not running:
+                        return
+                    finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
                     yield future.result(), running.pop(future)
         except cf.process.BrokenProcessPool:
