@@ -18,7 +18,8 @@ cannot combine across a space or an ASCII punctuation character: both are starte
 pre-tokenizer ends a pre-token at every space and isolates every punctuation character, so a
 line's tokens are the concatenation of its words' tokens and a word's of its units' tokens.
 
-For an uncased vocab, text is lower-cased before the memo, so "The" and "the" share an entry. The
+For an uncased vocab, new words are lower-cased before they are cut, so "The" and "the" share
+their units (lower-casing whole chunks instead costs more than the memo's extra entries). The
 pipeline lower-cases one character at a time; Python's `str.lower` does too, except that it turns
 a word-final 'Σ' into 'ς' where the pipeline gives 'σ': so 'Σ' becomes 'σ' first, and the two agree
 (tests/data/test_tokenizer.py checks this on random text from every Unicode block).
@@ -63,8 +64,6 @@ class LineEncoder:
             self._words.clear()
             self._units.clear()
         text = "\n".join(lines)
-        if self.lowercase:  # see the module docstring: what the pipeline would do, sooner
-            text = _lower(text)
         if text.count("\n") == len(lines) - 1:  # one string to arrow: "\n" is a word that ends a line
             words = pc.split_pattern(pa.array([text.replace("\n", " \n ")], pa.large_string()), " ").flatten()
             ids, counts, which, codes = _ids(words, self._words, self._learn)
@@ -72,7 +71,6 @@ class LineEncoder:
             bounds = np.cumsum(counts)[np.append(ends, len(counts) - 1)]
             return ids, np.diff(bounds, prepend=0)
         # some line holds a "\n" of its own
-        lines = [_lower(line) for line in lines] if self.lowercase else lines
         words = pc.split_pattern(pa.array(lines, pa.large_string()), " ")  # every line: at least one word
         ids, counts, _, _ = _ids(words.flatten(), self._words, self._learn)
         return ids, np.add.reduceat(counts, words.offsets.to_numpy()[:-1])
@@ -85,12 +83,15 @@ class LineEncoder:
         import pyarrow.compute as pc
 
         joined = "\n".join(words)
+        if self.lowercase:  # see the module docstring: what the pipeline would do, sooner
+            joined = _lower(joined)
         if joined.count("\n") == len(words) - 1:
             joined = pa.array([joined], pa.large_string())
             spaced = pc.replace_substring_regex(joined, f"([{_PUNCT}])", r" \1 ")
             units = pc.split_pattern(pc.split_pattern(spaced, "\n").flatten(), " ")
         else:  # a word holding a "\n" (a line of its own does)
-            units = pa.array([UNITS.findall(word) for word in words], pa.large_list(pa.large_string()))
+            lowered = [_lower(word) for word in words] if self.lowercase else words
+            units = pa.array([UNITS.findall(word) for word in lowered], pa.large_list(pa.large_string()))
         ids, counts, _, _ = _ids(units.flatten(), self._units, self._tokenize)
         ends = np.cumsum(np.add.reduceat(counts, units.offsets.to_numpy()[:-1])) * 4  # a unit or more a word
         raw = ids.tobytes()
