@@ -47,7 +47,10 @@ class Rows:
 
     def varint(self, values: np.ndarray) -> None:
         v, width = _unsigned(values.reshape(self.n, -1))
-        self.segments.append(("varint", (v, width, _sizes(v, width))))
+        if width == 1:  # a varint under 128 is its own byte
+            self.raw(v.astype(np.uint8, copy=False))
+        else:
+            self.segments.append(("varint", (v, width, _sizes(v, width))))
 
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         """(all rows' bytes end to end, each row's length)."""
@@ -129,6 +132,8 @@ def _packed(values: np.ndarray, kind: str) -> tuple[tuple[str, object], np.ndarr
         data = np.ascontiguousarray(values, dtype="<f4").view(np.uint8).reshape(n, -1)
         return ("raw", data), np.full(n, data.shape[1], np.int64)
     v, width = _unsigned(values)
+    if width == 1:
+        return ("raw", v.astype(np.uint8, copy=False)), np.full(n, v.shape[1], np.int64)
     sizes = _sizes(v, width)
     return ("varint", (v, width, sizes)), sizes.sum(axis=1, dtype=np.int64)
 

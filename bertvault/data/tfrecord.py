@@ -89,10 +89,10 @@ def example_class():
 KINDS = {name: kind for name, (kind, _) in FEATURES.items()}
 
 
-def encode_records(batch: dict[str, np.ndarray]) -> bytes:
-    """TFRecord records of a batch of examples ([n, length] arrays under FEATURES' names), byte for
-    byte what protobuf's deterministic serialization and TensorFlow's writer would give."""
-    return tfexample.records(batch, KINDS).tobytes()
+def encode_records(batch: dict[str, np.ndarray]) -> np.ndarray:
+    """TFRecord records of a batch of examples ([n, length] arrays under FEATURES' names), as bytes
+    in an array: what protobuf's deterministic serialization and TensorFlow's writer would give."""
+    return tfexample.records(batch, KINDS)
 
 
 def decode_example(data: bytes, where: str) -> dict[str, np.ndarray]:

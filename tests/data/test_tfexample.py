@@ -64,6 +64,6 @@ def test_records_are_what_tensorflows_writer_writes(tmp_path):
     with tf.io.TFRecordWriter(str(path)) as writer:
         for row in range(300):
             writer.write(_protobuf(batch, row))
-    assert tfrecord.encode_records(batch) == path.read_bytes()
+    assert tfrecord.encode_records(batch).tobytes() == path.read_bytes()
     parsed = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset([str(path)])]
     assert parsed[7].features.feature["input_ids"].int64_list.value == batch["input_ids"][7].tolist()
