@@ -19,8 +19,12 @@ uncased) and --workers/--format as each figure needs:
 2. workers: --workers 2 against 1 on the whole corpus, native and tfrecord.
 3. formats: tfrecord against native at 1 worker, same runs.
 The machine is shared: each round runs every configuration once (the order reversed every other
-round), figures are medians over rounds, and each run records the 1-minute load average before it and
-its CPU-seconds (getrusage of the child, helpers included). Results: stdout and .bench/bench_prepare.json.
+round), figures are medians over rounds, and each run records the 1-minute load average before it, the
+other sessions with a process running, and its CPU-seconds (bertvault's process and its helpers).
+Linux's autogroup (on here) gives each session one fair share of the CPUs however many processes it
+runs: while another session keeps a core busy, --workers 2 gets no more CPU time than --workers 1, so
+the worker figure means something only on an otherwise idle machine (the CPU-seconds always do).
+Results: stdout and .bench/bench_prepare.json.
 """
 
 from __future__ import annotations
@@ -69,6 +73,17 @@ print(json.dumps({"import": imported - began, "main": main, "cpu": cpu}))
 """
 
 
+# `python -m bertvault`, and on its last line of stderr the CPU-seconds of the process and of its helpers.
+BERTVAULT = r"""
+import json, resource, runpy, sys
+try:
+    runpy.run_module("bertvault", run_name="__main__", alter_sys=True)
+finally:
+    usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    print("cpu", json.dumps([u.ru_utime + u.ru_stime for u in usage]), file=sys.stderr)
+"""
+
+
 def _prose(paragraph: str) -> bool:
     words = paragraph.count(" ") + 1
     return 3 <= words <= 400 and sum(c.isalpha() or c == " " for c in paragraph) >= 0.8 * len(paragraph)
@@ -110,6 +125,28 @@ def head(source: Path, path: Path, size_mb: float) -> Path:
     return path
 
 
+def busy_sessions() -> int:
+    """Sessions other than this one with a process on a CPU or waiting for one. With the kernel's
+    autogroup on, each session gets one fair share of the CPUs whatever its number of processes: a
+    second worker only adds CPU time while no other session wants it."""
+    own, busy = os.getsid(0), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == "R" and int(fields[3]) != own:
+            busy.add(int(fields[3]))
+    return len(busy)
+
+
+def autogroup() -> bool:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def _child_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -118,10 +155,10 @@ def _child_cpu() -> float:
 def run_bertvault(corpus: Path, scratch: Path, fmt: str, workers: int) -> dict:
     out = scratch / "out"
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-m", "bertvault", "prepare", str(corpus), "--vocab-from", str(VOCAB),
+    command = [sys.executable, "-c", BERTVAULT, "prepare", str(corpus), "--vocab-from", str(VOCAB),
                "--out", str(out), "--lowercase", "--format", fmt, "--workers", str(workers)]
     command += [a for k, v in FLAGS.items() for a in (f"--{k.replace('_', '-')}", str(v))]
-    load, cpu, began = os.getloadavg()[0], _child_cpu(), time.perf_counter()
+    others, load, cpu, began = busy_sessions(), os.getloadavg()[0], _child_cpu(), time.perf_counter()
     env = {**os.environ, "BERTVAULT_HOME": str(scratch / "home")}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - began
@@ -129,15 +166,16 @@ def run_bertvault(corpus: Path, scratch: Path, fmt: str, workers: int) -> dict:
         sys.exit(f"bertvault prepare failed:\n{done.stderr[-3000:]}")
     header = json.loads((out / "bertvault-data.json").read_text())
     shutil.rmtree(out)
-    return {"wall": seconds, "cpu": _child_cpu() - cpu, "load": load,
-            "examples": header["counts"]["examples"]}
+    own, helpers = json.loads(done.stderr.strip().splitlines()[-1].removeprefix("cpu "))
+    return {"wall": seconds, "cpu": _child_cpu() - cpu, "own_cpu": own, "helper_cpu": helpers, "load": load,
+            "busy_sessions": others, "examples": header["counts"]["examples"]}
 
 
 def run_google(python: Path, corpus: Path, scratch: Path) -> dict:
     output = scratch / "google.tfrecord"
     flags = [f"--{k}={v}" for k, v in {**GOOGLE_FLAGS, "input_file": corpus, "output_file": output,
                                        "vocab_file": VOCAB}.items()]
-    load, cpu, began = os.getloadavg()[0], _child_cpu(), time.perf_counter()
+    others, load, cpu, began = busy_sessions(), os.getloadavg()[0], _child_cpu(), time.perf_counter()
     done = subprocess.run([str(python), "-c", GOOGLE, *flags], capture_output=True, text=True)
     seconds = time.perf_counter() - began
     if done.returncode:
@@ -146,7 +184,8 @@ def run_google(python: Path, corpus: Path, scratch: Path) -> dict:
     written = re.search(r"Wrote (\d+) total instances", done.stderr)
     output.unlink()
     return {"wall": timed["main"], "process": seconds, "import": timed["import"], "cpu": timed["cpu"],
-            "process_cpu": _child_cpu() - cpu, "load": load, "examples": int(written[1]) if written else None}
+            "process_cpu": _child_cpu() - cpu, "load": load, "busy_sessions": others,
+            "examples": int(written[1]) if written else None}
 
 
 def rounds(configs: dict, count: int) -> dict[str, list[dict]]:
@@ -160,8 +199,9 @@ def rounds(configs: dict, count: int) -> dict[str, list[dict]]:
 
 
 def _show(run: dict) -> str:
-    return (f"{run['wall']:.2f} s, {run['cpu']:.2f} CPU-s, load {run['load']:.1f}, "
-            f"{run['examples']:,} examples")
+    split = f" ({run['own_cpu']:.2f} + {run['helper_cpu']:.2f} in helpers)" if run.get("helper_cpu") else ""
+    return (f"{run['wall']:.2f} s, {run['cpu']:.2f} CPU-s{split}, load {run['load']:.1f} "
+            f"({run['busy_sessions']} other sessions busy), {run['examples']:,} examples")
 
 
 def median(runs: list[dict], key: str = "wall") -> float:
@@ -190,8 +230,9 @@ def main() -> None:
         mb = shape["mb"]
         print(f"corpus: {mb:.1f} MB of docstring prose, {shape['documents']:,} documents, "
               f"{shape['lines']:,} lines (longest {shape['longest_line']:,} characters), "
-              f"{shape['distinct_words']:,} distinct words; {os.cpu_count()} cores", flush=True)
-        report = {"corpus": shape, "cores": os.cpu_count(), "flags": FLAGS}
+              f"{shape['distinct_words']:,} distinct words; {os.cpu_count()} cores, autogroup "
+              f"{'on' if autogroup() else 'off'}", flush=True)
+        report = {"corpus": shape, "cores": os.cpu_count(), "autogroup": autogroup(), "flags": FLAGS}
 
         configs = {f"{fmt} w{w}": (lambda fmt=fmt, w=w: run_bertvault(corpus, scratch, fmt, w))
                    for fmt in ("native", "tfrecord") for w in (1, 2)}
