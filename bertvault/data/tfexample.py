@@ -46,7 +46,11 @@ class Rows:
         self.segments.append(("raw", data))
 
     def varint(self, values: np.ndarray) -> None:
-        v, width = _unsigned(values.reshape(self.n, -1))
+        values = values.reshape(self.n, -1)
+        if self.n and values.shape[1] == 1 and (values == values[0]).all():  # a length every row shares
+            self.const(_varint(int(values[0, 0])))
+            return
+        v, width = _unsigned(values)
         if width == 1:  # a varint under 128 is its own byte
             self.raw(v.astype(np.uint8, copy=False))
         else:
@@ -74,6 +78,16 @@ class Rows:
         if mask is None:
             return data.reshape(-1), np.full(self.n, data.shape[1], np.int64)
         return np.compress(mask.reshape(-1), data.reshape(-1)), data.shape[1] - unused  # (data[mask]: slower)
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # a negative int64 as its two's complement
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _width(kind: str, payload) -> int:
