@@ -2,10 +2,15 @@
 
 `plan` checks everything it can before any work (inputs, vocab, options, output folder) and
 reports every problem at once; `run` does the work. Text is cut into chunks of whole documents
-(about 4 MB); each chunk, AzureML shard or TFRecord file is one work item, processed in a pool of
-`workers` processes and written as one shard. Each item draws from its own seed (seed, item
-number), so the output does not depend on the number of workers. Random-next B sentences come from
-another document of the same chunk (thousands of documents for Wikipedia-like text).
+(about 4 MB); each chunk, AzureML shard or TFRecord file is one work item, processed by `workers`
+processes (this one and `workers - 1` helpers) and written as one shard by the process that made
+it. Each item draws from its own seed (seed, item number), so the output does not depend on the
+number of workers. Random-next B sentences come from another document of the same chunk
+(thousands of documents for Wikipedia-like text).
+
+A work item is a plain function call: `_init(job)` once in a process, then `_process(number, kind,
+payload)` per item, which writes the item's shard into `job.staging` and returns (number, shard
+entry, counts); `Totals.add` gathers the returns, `_header` and `Staging.commit` finish the run.
 
 Defaults: --dupe-factor 1 for `native` (masking is dynamic, so every epoch already sees new
 masks; 10 copies would only cost 10× the disk), 10 for `tfrecord` (google's default: the masks
@@ -106,7 +111,8 @@ def _check_options(o: Options, vocab: VocabInfo) -> list[str]:
         problems.append(f"--seq-len {o.seq_len} exceeds the checkpoint's {vocab.max_positions} positions; "
                         f"use at most {vocab.max_positions}")
     if not 1 <= o.max_predictions <= max(1, o.seq_len - 3):
-        problems.append(f"--max-predictions must be between 1 and seq-len - 3 ({o.seq_len - 3}), got {o.max_predictions}")
+        problems.append(f"--max-predictions must be between 1 and seq-len - 3 ({o.seq_len - 3}), "
+                        f"got {o.max_predictions}")
     if not 0 < o.masked_lm_prob <= 1:
         problems.append(f"--masked-lm-prob must be in (0, 1], got {o.masked_lm_prob}")
     if not 0 <= o.short_seq_prob <= 1:
@@ -128,21 +134,25 @@ def _memory_notes(files: list[inputs.InputFile], workers: int) -> list[str]:
     at_once = min(workers, len(shards_in))
     need = azureml.memory_estimate(largest.path) * at_once
     notes = [(
-        f"{len(shards_in)} AzureML shard(s), largest {largest.size / 1e9:.2f} GB ({largest.path.name}): a shard is one "
+        f"{len(shards_in)} AzureML shard(s), largest {largest.size / 1e9:.2f} GB ({largest.path.name}): "
+        "a shard is one "
         f"pickle loaded whole, about {azureml.memory_factor(largest.path)}x its size in memory; "
         f"{at_once} at a time (--workers) need about {need / 1e9:.1f} GB"
     )]
     free = azureml.available_memory()
     if free is not None and need > free:
-        notes.append(f"warning: only {free / 1e9:.1f} GB of memory is available: lower --workers or free memory")
+        notes.append(f"warning: only {free / 1e9:.1f} GB of memory is available: lower --workers or free "
+                     "memory")
     return notes
 
 
-def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercase: bool | None = None) -> Plan:
+def plan(specs: list[str], vocab_from: str, out: str, options: Options,
+         lowercase: bool | None = None) -> Plan:
     remote = None
     if "://" in out:
         if not out.startswith("gs://"):
-            raise DataError(f"--out {out}: remote output goes to gs://BUCKET/PREFIX; other schemes are not supported")
+            raise DataError(f"--out {out}: remote output goes to gs://BUCKET/PREFIX; other schemes are not "
+                            "supported")
         remote = out.rstrip("/")
         out = str(_staging_for(remote))
         shutil.rmtree(out, ignore_errors=True)  # a staging folder left by an interrupted run
@@ -213,13 +223,15 @@ def _init(job: Job, parent: int | None = None) -> None:
     o = job.options
     _state.clear()
     _state.update(job=job, vocab=vocab, specials=features.Specials.of(vocab),
-                  spec=features.mask_spec(tokens, vocab, o.max_predictions, o.masked_lm_prob, o.whole_word_mask))
+                  spec=features.mask_spec(tokens, vocab, o.max_predictions, o.masked_lm_prob,
+                                          o.whole_word_mask))
 
 
 def _keep_freed_memory() -> None:
     """glibc hands a freed block over ~128 KB back to the system and maps the next one afresh, so
     every few-MB array of every item pays its page faults again (a sixth of prepare's CPU time, in
-    the kernel). Blocks up to 64 MB come from the heap instead, and up to 256 MB freed stays there."""
+    the kernel). For this process from now on: blocks up to 64 MB come from the heap, and up to
+    256 MB freed stays there."""
     mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, 64 << 20)
@@ -316,7 +328,8 @@ def _process(number: int, kind: str, payload) -> tuple[int, dict | None, dict]:
         entry = shards.write_native(job.staging, stem, result, job.dtype)
     else:
         mask_rng = np.random.default_rng([o.seed, number])
-        entry = shards.write_tfrecord(job.staging, stem, result, o.seq_len, _state["specials"], _state["spec"], mask_rng)
+        specials, spec = _state["specials"], _state["spec"]
+        entry = shards.write_tfrecord(job.staging, stem, result, o.seq_len, specials, spec, mask_rng)
     return number, entry, stats
 
 
@@ -347,7 +360,8 @@ def _items(plan: Plan, warn_single) -> Iterator[tuple[str, object, int]]:
 
 def _warn_single(path: Path, lines: int, cuts: int) -> None:
     log.warning("%s has no blank line: its %d lines are read as one document (a blank line ends a document); "
-                "random next sentences for it come from other documents or from distant parts of it", path, lines)
+                "random next sentences for it come from other documents or from distant parts of it",
+                path, lines)
 
 
 Report = Callable[[int, int, int], None]  # (on-disk bytes, documents, examples) just done
@@ -435,11 +449,10 @@ def _one_thread_each() -> Iterator[None]:
 
 
 def _pooled(job: Job, items: Iterator, helpers: int) -> Iterator[tuple]:
-    """(result, size) of each item, from this process and a pool of `helpers` spawned processes. This
-    process keeps each helper one item ahead and takes the next item itself, so it is at work from the
-    first moment (a helper needs a few tenths of a second to start) and no core idles while a helper
-    waits for more. On any failure or interrupt the helpers are killed at once (their output is in
-    the staging folder, which is removed anyway)."""
+    """(result, size) of each item, from this process and a pool of `helpers` processes (`START`).
+    This process keeps each helper one item ahead and takes the next item itself, so it is at work
+    from the first moment and no helper waits for more while it works. On any failure or interrupt
+    the helpers are killed at once (their output is in the staging folder, which is removed anyway)."""
     context = multiprocessing.get_context(START)
     with cf.ProcessPoolExecutor(helpers, mp_context=context, initializer=_init,
                                 initargs=(job, os.getpid())) as pool:
@@ -486,7 +499,8 @@ def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
 
 def _nothing_made(counts: Counter, o: Options) -> str:
     if counts["documents"] or counts["records"]:
-        return (f"no examples: the inputs hold {counts['documents']} document(s) and {counts['sentences']} sentence(s); "
+        return (f"no examples: the inputs hold {counts['documents']} document(s) and "
+                f"{counts['sentences']} sentence(s); "
                 "a pair needs two sentences or two documents")
     return "no examples: the inputs hold no text (only blank lines?)"
 
@@ -510,7 +524,8 @@ def _header(plan: Plan, totals: Totals, seconds: float) -> dict:
             "examples": c["examples"], "tokens": c["tokens"], "random_next": c["random_next"],
             "documents": c["documents"], "sentences": c["sentences"], "text_bytes": c["text_bytes"],
             "truncated": c["truncated"], "no_random_doc": c["no_random_doc"],
-            "azureml_strings": c["strings"], "unknown_strings": c["unknown_count"], "tfrecord_records": c["records"],
+            "azureml_strings": c["strings"], "unknown_strings": c["unknown_count"],
+            "tfrecord_records": c["records"],
         },
         "unknown_strings": dict(totals.unknown.most_common(20)),
         "sources": [{"path": str(f.path), "kind": f.kind, "bytes": f.size} for f in plan.files],
@@ -524,11 +539,13 @@ def _log_summary(totals: Totals, plan: Plan) -> None:
     if c["unknown_count"]:
         share = c["unknown_count"] / max(1, c["strings"])
         common = ", ".join(repr(t) for t, _ in totals.unknown.most_common(5))
-        log.warning("%d of %d AzureML token strings (%.2f%%) are not in %s and became [UNK] (most common: %s)%s",
+        log.warning("%d of %d AzureML token strings (%.2f%%) are not in %s and became [UNK] "
+                    "(most common: %s)%s",
                     c["unknown_count"], c["strings"], 100 * share, plan.vocab.path, common,
                     "; is this the vocab the shards were made with?" if share > 0.01 else "")
     if c["no_random_doc"]:
-        log.warning("%d one-sentence chunks were dropped: a random next sentence needs another document, and a "
+        log.warning("%d one-sentence chunks were dropped: a random next sentence needs another document, "
+                    "and a "
                     "chunk held only one (add blank lines between documents)", c["no_random_doc"])
     if c["truncated"]:
         log.info("%d pairs were cut to --seq-len %d", c["truncated"], plan.options.seq_len)
