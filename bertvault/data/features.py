@@ -91,31 +91,24 @@ def google_batch(tokens: np.ndarray, index: np.ndarray, seq_len: int, specials: 
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
     """run_pretraining.py's features for many pairs at once (rows of a Pairs index: start, len A,
     len B, label), masked as `build` masks one: a uniformly random subset of the candidates (or
-    whole words, example by example), then 80/10/10."""
+    whole words, example by example), then 80/10/10. Arrays come in the narrowest type that holds
+    their values (a TFRecord stores every integer as int64 whatever the type here)."""
     n, width = len(index), spec.max_predictions
-    start, len_a, len_b, label = (index[:, k : k + 1] for k in range(4))
-    j = np.arange(seq_len)[None, :]
+    start, len_a, len_b, label = (index[:, k : k + 1].astype(np.int32) for k in range(4))
+    j = np.arange(seq_len, dtype=np.int32)[None, :]
     length = len_a + len_b + 3
-    in_a = (j >= 1) & (j <= len_a)
-    in_b = (j >= len_a + 2) & (j < length - 1)
-    candidate = in_a | in_b
-    source = np.where(candidate, start + j - 1 - (j >= len_a + 2), 0)
-    ids = np.where(candidate, tokens[np.clip(source, 0, max(len(tokens) - 1, 0))], specials.pad).astype(np.int64)
+    b_from = len_a + 2
+    in_b = (j >= b_from) & (j < length)  # with B's [SEP]: the segment-1 positions
+    candidate = (j >= 1) & (j < length - 1)
+    candidate[np.arange(n), b_from[:, 0] - 1] = False  # A's [SEP]
+    source = np.where(candidate, start + j - 1 - in_b, 0)
+    ids = np.where(candidate, tokens[np.clip(source, 0, max(len(tokens) - 1, 0))], specials.pad)
+    ids = ids.astype(np.int32)
     rows = np.arange(n)
     ids[:, 0] = specials.cls
     ids[rows, len_a[:, 0] + 1] = specials.sep
     ids[rows, length[:, 0] - 1] = specials.sep
-    if spec.continuation is None:
-        count = np.clip(np.round(length[:, 0] * spec.masked_lm_prob), 1, width)
-        count = np.minimum(count, length[:, 0] - 3)
-        keys = np.where(candidate, rng.random((n, seq_len)), 2.0)  # a random subset: the smallest keys
-        chosen = np.argsort(keys, axis=1)[:, :width]
-        positions = np.sort(np.where(np.arange(width)[None, :] < count[:, None], chosen, seq_len), axis=1)
-    else:
-        positions = np.full((n, width), seq_len)
-        for r in range(n):
-            picked = choose(ids[r, : length[r, 0]], int(len_a[r, 0]), int(len_b[r, 0]), spec, rng)
-            positions[r, : len(picked)] = np.sort(picked)
+    positions = _positions(ids, candidate, len_a, len_b, length[:, 0], spec, rng)
     valid = positions < seq_len
     positions = np.where(valid, positions, 0)
     originals = np.where(valid, ids[rows[:, None], positions], 0)
@@ -127,13 +120,37 @@ def google_batch(tokens: np.ndarray, index: np.ndarray, seq_len: int, specials: 
     masked[r, positions[r, c]] = rng.integers(0, spec.vocab_size, len(r))
     return {
         "input_ids": masked,
-        "input_mask": (j < length).astype(np.int64),
-        "segment_ids": ((j >= len_a + 2) & (j < length)).astype(np.int64),
-        "masked_lm_positions": positions.astype(np.int64),
+        "input_mask": (j < length).view(np.uint8),
+        "segment_ids": in_b.view(np.uint8),
+        "masked_lm_positions": positions,
         "masked_lm_ids": originals,
         "masked_lm_weights": valid.astype(np.float32),
-        "next_sentence_labels": label.astype(np.int64),
+        "next_sentence_labels": label,
     }
+
+
+def _positions(ids, candidate, len_a, len_b, length, spec: MaskSpec, rng: np.random.Generator) -> np.ndarray:
+    """[n, max_predictions]: each example's masked positions in increasing order, then seq_len."""
+    (n, seq_len), width = ids.shape, spec.max_predictions
+    positions = np.full((n, width), seq_len, dtype=np.int32)
+    if spec.continuation is None:
+        count = np.clip(np.round(length * spec.masked_lm_prob), 1, width).astype(np.int64)
+        count = np.minimum(count, length - 3)
+        keys = np.where(candidate, rng.random((n, seq_len)), 2.0)  # a random subset: the smallest keys
+        # the count-th smallest key of each row, then the keys up to it: a sort of the keys costs a
+        # third of an argsort, and positions come out in order
+        cutoff = np.take_along_axis(np.sort(keys, axis=1), (count - 1)[:, None], 1)
+        picked = keys <= cutoff
+        if np.count_nonzero(picked) != count.sum():  # a tie at a cutoff (keys are 53-bit): keep `count`
+            picked &= np.cumsum(picked, axis=1) <= count[:, None]
+        at = np.flatnonzero(picked)
+        row = np.repeat(np.arange(n), count)
+        positions[row, np.arange(len(at)) - np.repeat(np.cumsum(count) - count, count)] = at - row * seq_len
+        return positions
+    for r in range(n):
+        picked = choose(ids[r, : length[r]], int(len_a[r, 0]), int(len_b[r, 0]), spec, rng)
+        positions[r, : len(picked)] = np.sort(picked)
+    return positions
 
 
 def pair_from_google(features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:

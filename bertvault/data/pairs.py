@@ -51,12 +51,6 @@ def truncation(len_a: int, len_b: int, limit: int) -> tuple[int, int]:
     return cut_a, cut_b
 
 
-def _between(rng: random.Random, low: int, high: int) -> int:
-    """Uniform in [low, high] like rng.randint, at a third of its cost (bias below 2**-40 for any
-    range a document can have)."""
-    return low + int(rng.random() * (high - low + 1))
-
-
 def _fronts(count: int, rng: random.Random) -> int:
     """How many of `count` one-token cuts hit the front: each is a fair coin, as in google."""
     return rng.getrandbits(count).bit_count() if count else 0
@@ -68,7 +62,10 @@ def cut(start: int, length: int, removed: int, rng: random.Random) -> tuple[int,
 
 
 class PairBuilder:
-    """Builds pairs from documents given as sentence ranges into one flat id array."""
+    """Builds pairs from documents given as sentence ranges into one flat id array.
+
+    The loop runs once per sentence of the corpus (times the dupe factor), so its helpers are
+    inlined, drawing from `rng` exactly as they did (the same seed gives the same pairs)."""
 
     def __init__(self, seq_len: int, short_seq_prob: float, rng: random.Random):
         self.max_tokens = seq_len - 3
@@ -78,12 +75,12 @@ class PairBuilder:
         self.no_random_doc = 0
 
     def add_document(self, doc: int, starts: list[int], lens: list[int], doc_bounds: list[int]) -> None:
-        rng, max_tokens = self.rng, self.max_tokens
-        first, last = doc_bounds[doc], doc_bounds[doc + 1]
-        target = max_tokens
-        if rng.random() < self.short_seq_prob:
-            target = _between(rng, 2, max_tokens)
-        chunk_first, length, i = first, 0, first
+        random, target = self.rng.random, self.max_tokens
+        if random() < self.short_seq_prob:
+            target = 2 + int(random() * (self.max_tokens - 1))
+        last = doc_bounds[doc + 1]
+        chunk_first = i = doc_bounds[doc]
+        length = 0
         while i < last:
             length += lens[i]
             if i == last - 1 or length >= target:
@@ -93,46 +90,50 @@ class PairBuilder:
 
     def _pair(self, doc, first, last, target, starts, lens, doc_bounds) -> int:
         """Emit one pair from sentences first..last; return the last sentence it consumed."""
-        rng = self.rng
+        random = self.rng.random
         count = last - first + 1
-        a_count = 1 if count == 1 else _between(rng, 1, count - 1)
+        a_end = first if count == 1 else first + int(random() * (count - 1))
         a_start = starts[first]
-        a_len = starts[first + a_count - 1] + lens[first + a_count - 1] - a_start
-        other = self._other_document(doc, len(doc_bounds) - 1)
-        if other is not None and (count == 1 or rng.random() < 0.5):
-            label, want = 1, target - a_len
-            j = _between(rng, doc_bounds[other], doc_bounds[other + 1] - 1)
-            b_start, b_len = starts[j], 0
-            while j < doc_bounds[other + 1]:
-                b_len += lens[j]
-                j += 1
-                if b_len >= want:
-                    break
-            last = first + a_count - 1  # the unused sentences start the next chunk
+        a_len = starts[a_end] + lens[a_end] - a_start
+        documents = len(doc_bounds) - 1
+        other = None
+        if documents >= 2:  # a uniformly random other document
+            other = int(random() * (documents - 1))
+            other += other >= doc
+        if other is not None and (count == 1 or random() < 0.5):
+            label, sentences = 1, (doc_bounds[other], doc_bounds[other + 1])
+            b_start, b_len = _random_b(*sentences, target - a_len, starts, lens, random)
+            last = a_end  # the unused sentences start the next chunk
         elif count > 1:
             label = 0
-            b_start = starts[first + a_count]
+            b_start = starts[a_end + 1]
             b_len = starts[last] + lens[last] - b_start
         else:  # one sentence and no other document to draw B from
             self.no_random_doc += 1
             return last
-        cut_a, cut_b = truncation(a_len, b_len, self.max_tokens)
-        a_start, a_len = cut(a_start, a_len, cut_a, rng)
-        b_start, b_len = cut(b_start, b_len, cut_b, rng)
+        if a_len + b_len > self.max_tokens:
+            cut_a, cut_b = truncation(a_len, b_len, self.max_tokens)
+            a_start, a_len = cut(a_start, a_len, cut_a, self.rng)
+            b_start, b_len = cut(b_start, b_len, cut_b, self.rng)
         self.rows.append((a_start, a_len, b_start, b_len, label))
         return last
 
-    def _other_document(self, doc: int, documents: int) -> int | None:
-        """A uniformly random document other than `doc` (google retries 10 times and may still
-        return the same one; this never does)."""
-        if documents < 2:
-            return None
-        other = _between(self.rng, 0, documents - 2)
-        return other + 1 if other >= doc else other
+
+def _random_b(low: int, high: int, want: int, starts: list[int], lens: list[int], random) -> tuple[int, int]:
+    """B from a random sentence of sentences low..high-1 on, until it holds `want` tokens."""
+    j = low + int(random() * (high - low))
+    b_start, b_len = starts[j], 0
+    while j < high:
+        b_len += lens[j]
+        j += 1
+        if b_len >= want:
+            break
+    return b_start, b_len
 
 
 def gather(ids: np.ndarray, rows: np.ndarray) -> Pairs:
-    """Copy each row's A and B ranges out of `ids` into a Pairs (rows: a_start, a_len, b_start, b_len, label)."""
+    """Copy each row's A and B ranges out of `ids` into a Pairs (rows: a_start, a_len, b_start, b_len,
+    label)."""
     rows = rows.reshape(-1, 5).astype(np.int64)
     starts = rows[:, [0, 2]].reshape(-1)
     lens = rows[:, [1, 3]].reshape(-1)

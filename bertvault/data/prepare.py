@@ -2,10 +2,15 @@
 
 `plan` checks everything it can before any work (inputs, vocab, options, output folder) and
 reports every problem at once; `run` does the work. Text is cut into chunks of whole documents
-(about 4 MB); each chunk, AzureML shard or TFRecord file is one work item, processed in a pool of
-`workers` processes and written as one shard. Each item draws from its own seed (seed, item
-number), so the output does not depend on the number of workers. Random-next B sentences come from
-another document of the same chunk (thousands of documents for Wikipedia-like text).
+(about 4 MB); each chunk, AzureML shard or TFRecord file is one work item, processed by `workers`
+processes (this one and `workers - 1` helpers) and written as one shard by the process that made
+it. Each item draws from its own seed (seed, item number), so the output does not depend on the
+number of workers. Random-next B sentences come from another document of the same chunk
+(thousands of documents for Wikipedia-like text).
+
+A work item is a plain function call: `_init(job)` once in a process, then `_process(number, kind,
+payload)` per item, which writes the item's shard into `job.staging` and returns (number, shard
+entry, counts); `Totals.add` gathers the returns, `_header` and `Staging.commit` finish the run.
 
 Defaults: --dupe-factor 1 for `native` (masking is dynamic, so every epoch already sees new
 masks; 10 copies would only cost 10× the disk), 10 for `tfrecord` (google's default: the masks
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import glob
 import hashlib
 import logging
@@ -25,6 +31,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -47,6 +54,12 @@ MIN_SEQ_LEN = 8
 CHUNK_BYTES = 4 << 20
 AZUREML_SEQ_LEN = 512
 PIECE_SENTENCES = 100  # a chunk that is one long document is split into pieces this long for NSP
+# Pool workers are forked where that is safe (Linux): one starts in milliseconds with all it needs
+# imported, where a spawned one spends ~0.3 CPU-seconds importing. This process has not used the
+# tokenizers thread pool when it forks (parallelism is off while it works on items), and a worker
+# takes standard streams of its own (lifetime.own_std_streams).
+START = "fork" if sys.platform == "linux" else "spawn"
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 @dataclass(frozen=True)
@@ -133,17 +146,20 @@ def _memory_notes(files: list[inputs.InputFile], workers: int) -> list[str]:
     at_once = min(workers, len(shards_in))
     need = azureml.memory_estimate(largest.path) * at_once
     notes = [(
-        f"{len(shards_in)} AzureML shard(s), largest {largest.size / 1e9:.2f} GB ({largest.path.name}): a shard is one "
+        f"{len(shards_in)} AzureML shard(s), largest {largest.size / 1e9:.2f} GB ({largest.path.name}): "
+        "a shard is one "
         f"pickle loaded whole, about {azureml.memory_factor(largest.path)}x its size in memory; "
         f"{at_once} at a time (--workers) need about {need / 1e9:.1f} GB"
     )]
     free = azureml.available_memory()
     if free is not None and need > free:
-        notes.append(f"warning: only {free / 1e9:.1f} GB of memory is available: lower --workers or free memory")
+        notes.append(f"warning: only {free / 1e9:.1f} GB of memory is available: lower --workers or free "
+                     "memory")
     return notes
 
 
-def plan(specs: list[str], vocab_from: str, out: str, options: Options, lowercase: bool | None = None) -> Plan:
+def plan(specs: list[str], vocab_from: str, out: str, options: Options,
+         lowercase: bool | None = None) -> Plan:
     raise_if(_check_options(options, out), UsageError)
     remote = None
     if "://" in out:
@@ -202,10 +218,14 @@ _state: dict = {}
 
 def _init(job: Job, parent: int | None = None) -> None:
     """Sets up a worker; `parent`: the pid of the process that started this pool worker."""
+    _keep_freed_memory()
     if parent is not None:
         lifetime.leave_stop_signals_to_parent()  # Ctrl-C is the parent's: it stops the workers
         lifetime.die_with_parent(parent)  # a killed prepare leaves no worker waiting forever
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a process per core: its threads would contend
+        lifetime.own_std_streams()
+        if _state.get("job") == job:  # forked: the parent's set-up (and tokenizer) came along
+            return
     from bertvault.formats.vocab import read_vocab, vocab_tokens
 
     tokens = vocab_tokens(job.vocab)
@@ -213,11 +233,32 @@ def _init(job: Job, parent: int | None = None) -> None:
     o = job.options
     _state.clear()
     _state.update(job=job, vocab=vocab, specials=features.Specials.of(vocab),
-                  spec=features.mask_spec(tokens, vocab, o.max_predictions, o.masked_lm_prob, o.whole_word_mask))
+                  spec=features.mask_spec(tokens, vocab, o.max_predictions, o.masked_lm_prob,
+                                          o.whole_word_mask))
+
+
+def _keep_freed_memory() -> None:
+    """glibc hands a freed block over ~128 KB back to the system and maps the next one afresh, so
+    every few-MB array of every item pays its page faults again (a sixth of prepare's CPU time, in
+    the kernel). For this process from now on: blocks up to 64 MB come from the heap, and up to
+    256 MB freed stays there."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        mallopt(M_TRIM_THRESHOLD, 256 << 20)
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 def _encoder():
     if "encoder" not in _state:
+        import pyarrow.compute  # noqa: F401 (imported before a fork, not once in every helper)
+
         from bertvault.data.tokenizer import LineEncoder
 
         job = _state["job"]
@@ -297,7 +338,8 @@ def _process(number: int, kind: str, payload) -> tuple[int, dict | None, dict]:
         entry = shards.write_native(job.staging, stem, result, job.dtype)
     else:
         mask_rng = np.random.default_rng([o.seed, number])
-        entry = shards.write_tfrecord(job.staging, stem, result, o.seq_len, _state["specials"], _state["spec"], mask_rng)
+        specials, spec = _state["specials"], _state["spec"]
+        entry = shards.write_tfrecord(job.staging, stem, result, o.seq_len, specials, spec, mask_rng)
     return number, entry, stats
 
 
@@ -328,7 +370,8 @@ def _items(plan: Plan, warn_single) -> Iterator[tuple[str, object, int]]:
 
 def _warn_single(path: Path, lines: int, cuts: int) -> None:
     log.warning("%s has no blank line: its %d lines are read as one document (a blank line ends a document); "
-                "random next sentences for it come from other documents or from distant parts of it", path, lines)
+                "random next sentences for it come from other documents or from distant parts of it",
+                path, lines)
 
 
 Report = Callable[[int, int, int], None]  # (on-disk bytes, documents, examples) just done
@@ -345,7 +388,9 @@ def run(plan: Plan, report: Report | None = None) -> dict:
         job = Job(plan.vocab.path, plan.vocab.lowercase, o, staging.path, shards.token_dtype(plan.vocab.size))
         try:
             # closing(): an interrupt between two items stops the pool before the staging folder goes
-            with contextlib.closing(_execute(job, _items(plan, _warn_single), o.workers, report)) as results:
+            text = any(f.kind == "text" for f in plan.files)
+            work = _execute(job, _items(plan, _warn_single), o.workers, report, text)
+            with contextlib.closing(work) as results:
                 for number, entry, stats in results:
                     totals.add(number, entry, stats)
             if not totals.entries:
@@ -377,42 +422,71 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _execute(job: Job, items: Iterator, workers: int, report: Report) -> Iterator[tuple]:
+def _execute(job: Job, items: Iterator, workers: int, report: Report, text: bool = True) -> Iterator[tuple]:
+    """(item number, shard entry, stats) of every item. --workers N is N processes at work: this one
+    and N - 1 started ones, each using one core. `text`: whether some item is text."""
     def done(result, size):
         stats = result[2]
         report(size, stats.get("documents", 0), stats.get("examples", 0))
         return result
 
-    if workers == 1:
+    with _one_thread_each():
         _init(job)
-        for number, (kind, payload, size) in enumerate(items):
-            yield done(_process(number, kind, payload), size)
-        return
-    with contextlib.closing(_pooled(job, items, workers)) as results:
-        for result, size in results:
-            yield done(result, size)
+        if text and workers > 1 and START == "fork":  # helpers fork with the tokenizer built and imported
+            _encoder()
+        if workers == 1:
+            for number, (kind, payload, size) in enumerate(items):
+                yield done(_process(number, kind, payload), size)
+            return
+        with contextlib.closing(_pooled(job, items, workers - 1)) as results:
+            for result, size in results:
+                yield done(result, size)
 
 
-def _pooled(job: Job, items: Iterator, workers: int) -> Iterator[tuple]:
-    """(result, size) of each item, from a pool of spawned processes; on any failure or interrupt the
-    workers are killed at once (their output is in the staging folder, which is removed anyway)."""
-    context = multiprocessing.get_context("spawn")  # tokenizers' thread pool does not survive fork
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
+@contextlib.contextmanager
+def _one_thread_each() -> Iterator[None]:
+    """The tokenizers library's thread pool off while this process works on items: one core per
+    worker, as pool workers have it (`_init`)."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
+def _pooled(job: Job, items: Iterator, helpers: int) -> Iterator[tuple]:
+    """(result, size) of each item, from this process and a pool of `helpers` processes (`START`).
+    This process keeps each helper one item ahead and takes the next item itself, so it is at work
+    from the first moment and no helper waits for more while it works. On any failure or interrupt
+    the helpers are killed at once (their output is in the staging folder, which is removed anyway)."""
+    context = multiprocessing.get_context(START)
+    with cf.ProcessPoolExecutor(helpers, mp_context=context, initializer=_init,
                                 initargs=(job, os.getpid())) as pool:
         running: dict[cf.Future, int] = {}
         numbered = enumerate(items)
         try:
             while True:
-                while len(running) < 2 * workers:  # bounded read-ahead: the corpus never sits in memory
+                while len(running) < 2 * helpers:  # bounded read-ahead: the corpus never sits in memory
                     step = next(numbered, None)
                     if step is None:
                         break
                     number, (kind, payload, size) = step
                     with lifetime.stop_signals_blocked():  # submit may start a worker
                         running[pool.submit(_process, number, kind, payload)] = size
-                if not running:
-                    return
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                finished = [future for future in running if future.done()]
+                if not finished:
+                    step = next(numbered, None)
+                    if step is not None:  # this process's share
+                        number, (kind, payload, size) = step
+                        yield _process(number, kind, payload), size
+                        continue
+                    if not running:
+                        return
+                    finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
                     yield future.result(), running.pop(future)
         except cf.process.BrokenProcessPool:
@@ -435,7 +509,8 @@ def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
 
 def _nothing_made(counts: Counter, o: Options) -> str:
     if counts["documents"] or counts["records"]:
-        return (f"no examples: the inputs hold {counts['documents']} document(s) and {counts['sentences']} sentence(s); "
+        return (f"no examples: the inputs hold {counts['documents']} document(s) and "
+                f"{counts['sentences']} sentence(s); "
                 "a pair needs two sentences or two documents")
     return "no examples: the inputs hold no text (only blank lines?)"
 
@@ -459,7 +534,8 @@ def _header(plan: Plan, totals: Totals, seconds: float) -> dict:
             "examples": c["examples"], "tokens": c["tokens"], "random_next": c["random_next"],
             "documents": c["documents"], "sentences": c["sentences"], "text_bytes": c["text_bytes"],
             "truncated": c["truncated"], "no_random_doc": c["no_random_doc"],
-            "azureml_strings": c["strings"], "unknown_strings": c["unknown_count"], "tfrecord_records": c["records"],
+            "azureml_strings": c["strings"], "unknown_strings": c["unknown_count"],
+            "tfrecord_records": c["records"],
         },
         "unknown_strings": dict(totals.unknown.most_common(20)),
         "sources": [{"path": str(f.path), "kind": f.kind, "bytes": f.size} for f in plan.files],
@@ -473,11 +549,13 @@ def _log_summary(totals: Totals, plan: Plan) -> None:
     if c["unknown_count"]:
         share = c["unknown_count"] / max(1, c["strings"])
         common = ", ".join(repr(t) for t, _ in totals.unknown.most_common(5))
-        log.warning("%d of %d AzureML token strings (%.2f%%) are not in %s and became [UNK] (most common: %s)%s",
+        log.warning("%d of %d AzureML token strings (%.2f%%) are not in %s and became [UNK] "
+                    "(most common: %s)%s",
                     c["unknown_count"], c["strings"], 100 * share, plan.vocab.path, common,
                     "; is this the vocab the shards were made with?" if share > 0.01 else "")
     if c["no_random_doc"]:
-        log.warning("%d one-sentence chunks were dropped: a random next sentence needs another document, and a "
+        log.warning("%d one-sentence chunks were dropped: a random next sentence needs another document, "
+                    "and a "
                     "chunk held only one (add blank lines between documents)", c["no_random_doc"])
     if c["truncated"]:
         log.info("%d pairs were cut to --seq-len %d", c["truncated"], plan.options.seq_len)

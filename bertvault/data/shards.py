@@ -80,11 +80,10 @@ def write_tfrecord(folder: Path, stem: str, pairs: Pairs, seq_len: int, specials
     name = f"{stem}.tfrecord"
 
     def write(handle) -> None:
-        writer, encoder = tfrecord.Writer(handle), tfrecord.ExampleEncoder()
         for at in range(0, len(pairs), TFRECORD_BLOCK):
-            batch = features.google_batch(pairs.tokens, pairs.index[at : at + TFRECORD_BLOCK], seq_len, specials, spec, rng)
-            for record in encoder.encode_rows(batch):
-                writer.write(record)
+            index = pairs.index[at : at + TFRECORD_BLOCK]
+            batch = features.google_batch(pairs.tokens, index, seq_len, specials, spec, rng)
+            handle.write(tfrecord.encode_records(batch))
 
     _atomic(folder, name, write)
     return {"file": name, "examples": len(pairs), "tokens": len(pairs.tokens)}
@@ -98,15 +97,16 @@ def read_header(folder: Path) -> dict:
     try:
         header = json.loads((folder / HEADER).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{folder} has no {HEADER}; it is not a `bertvault prepare` output (or that run did not finish)") from None
+        raise DataError(f"{folder} has no {HEADER}; it is not a `bertvault prepare` output "
+                        "(or that run did not finish)") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{folder / HEADER}: unreadable ({exc})") from None
     if not isinstance(header, dict):
         raise DataError(f"{folder / HEADER}: a JSON {type(header).__name__}, not a `bertvault prepare` "
                         "header")
     if header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise DataError(f"{folder / HEADER}: format {header.get('format')!r} version {header.get('version')!r}; "
-                        f"this bertvault reads {FORMAT!r} version {VERSION}")
+        found = f"format {header.get('format')!r} version {header.get('version')!r}"
+        raise DataError(f"{folder / HEADER}: {found}; this bertvault reads {FORMAT!r} version {VERSION}")
     return header
 
 

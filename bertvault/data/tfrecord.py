@@ -13,9 +13,10 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import crc32c
 import numpy as np
 
+from bertvault.data import tfexample
+from bertvault.data.tfexample import masked_crc
 from bertvault.errors import DataError
 
 # name -> (dtype, length key): every feature run_pretraining.py reads, in its order.
@@ -31,19 +32,14 @@ FEATURES = {
 
 _HEADER = struct.Struct("<QI")
 _CRC = struct.Struct("<I")
-_MASK_DELTA = 0xA282EAD8
-
-
-def masked_crc(data: bytes) -> int:
-    crc = crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
 def _example_class():
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     f = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="bertvault_example.proto", package="tensorflow", syntax="proto3")
+    file = descriptor_pb2.FileDescriptorProto(name="bertvault_example.proto", package="tensorflow",
+                                              syntax="proto3")
 
     def message(name: str, *fields: tuple) -> descriptor_pb2.DescriptorProto:
         msg = file.message_type.add(name=name)
@@ -66,7 +62,8 @@ def _example_class():
         ("int64_list", 3, f.TYPE_MESSAGE, one, ".tensorflow.Int64List", 0),
     )
     feature.oneof_decl.add(name="kind")
-    features = message("Features", ("feature", 1, f.TYPE_MESSAGE, rep, ".tensorflow.Features.FeatureEntry", None))
+    entries = ("feature", 1, f.TYPE_MESSAGE, rep, ".tensorflow.Features.FeatureEntry", None)
+    features = message("Features", entries)
     entry = features.nested_type.add(name="FeatureEntry")
     entry.options.map_entry = True
     entry.field.add(name="key", number=1, type=f.TYPE_STRING, label=one)
@@ -89,27 +86,13 @@ def example_class():
     return _EXAMPLE
 
 
-class ExampleEncoder:
-    """Serializes rows of feature arrays; one message is reused (building one per example costs
-    about three times as much)."""
+KINDS = {name: kind for name, (kind, _) in FEATURES.items()}
 
-    def __init__(self):
-        self.message = example_class()()
-        feature = self.message.features.feature
-        self.targets = {
-            name: (feature[name].float_list if kind == "float" else feature[name].int64_list).value
-            for name, (kind, _) in FEATURES.items()
-        }
 
-    def encode(self, features: dict[str, list]) -> bytes:
-        for name, values in features.items():
-            self.targets[name][:] = values
-        return self.message.SerializeToString()
-
-    def encode_rows(self, batch: dict[str, np.ndarray]) -> Iterator[bytes]:
-        columns = {name: values.tolist() for name, values in batch.items()}
-        for row in range(len(batch["input_ids"])):
-            yield self.encode({name: values[row] for name, values in columns.items()})
+def encode_records(batch: dict[str, np.ndarray]) -> np.ndarray:
+    """TFRecord records of a batch of examples ([n, length] arrays under FEATURES' names), as bytes
+    in an array: what protobuf's deterministic serialization and TensorFlow's writer would give."""
+    return tfexample.records(batch, KINDS)
 
 
 def decode_example(data: bytes, where: str) -> dict[str, np.ndarray]:
@@ -123,23 +106,13 @@ def decode_example(data: bytes, where: str) -> dict[str, np.ndarray]:
     found = example.features.feature
     missing = [name for name in FEATURES if name not in found]
     if missing:
-        raise DataError(f"{where}: lacks {', '.join(missing)}; expected google-research/bert pretraining features")
+        raise DataError(f"{where}: lacks {', '.join(missing)}; expected google-research/bert pretraining "
+                        "features")
     out = {}
     for name, (kind, _) in FEATURES.items():
         values = found[name].float_list.value if kind == "float" else found[name].int64_list.value
         out[name] = np.asarray(values, dtype=np.float32 if kind == "float" else np.int64)
     return out
-
-
-class Writer:
-    """Appends framed records to an open binary file."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def write(self, data: bytes) -> None:
-        length = struct.pack("<Q", len(data))
-        self.handle.write(length + _CRC.pack(masked_crc(length)) + data + _CRC.pack(masked_crc(data)))
 
 
 def is_tfrecord(head: bytes) -> bool:
@@ -166,7 +139,8 @@ def index(path: Path) -> np.ndarray:
             data_at = offset + _HEADER.size
             offset = data_at + length + _CRC.size
             if offset > size:
-                raise DataError(f"{path}: record at byte {data_at - _HEADER.size} runs past the end; the file is incomplete")
+                start = data_at - _HEADER.size
+                raise DataError(f"{path}: record at byte {start} runs past the end; the file is incomplete")
             rows.append((data_at, length))
             handle.seek(offset)
     return np.asarray(rows, dtype=np.int64).reshape(-1, 2)

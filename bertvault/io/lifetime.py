@@ -19,6 +19,7 @@ import ctypes
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -72,3 +73,19 @@ def die_with_parent(parent: int | None = None) -> None:
         log.debug("PR_SET_PDEATHSIG is unavailable; a worker relies on its pool to notice a dead parent")
     if parent is not None and os.getppid() != parent:
         os._exit(1)
+
+
+def own_std_streams() -> None:
+    """sys.stdout and sys.stderr of a forked worker are copies of its parent's, locks included: if
+    another thread of the parent (a progress display) was writing at the fork, the worker's first
+    write, or the flush multiprocessing makes at its exit, would wait forever. Fresh ones on the
+    same descriptors."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if stream is None:
+            continue
+        try:
+            fresh = open(fd, "w", buffering=1, encoding=stream.encoding, errors=stream.errors, closefd=False)
+        except (OSError, AttributeError, ValueError):  # a closed descriptor, or a stream without these
+            continue
+        setattr(sys, name, fresh)

@@ -54,7 +54,8 @@ def test_tfrecords_parse_with_googles_feature_spec(prepared, uncased_vocab):
         assert ids[0] == vocab["[CLS]"] and ids[length - 1] == vocab["[SEP]"]
         assert (ids[length:] == vocab["[PAD]"]).all()
         first_sep = int(np.flatnonzero(seg[:length] == 1)[0]) - 1
-        assert ids[first_sep] == vocab["[SEP]"] and not seg[: first_sep + 1].any() and seg[first_sep + 1 : length].all()
+        assert ids[first_sep] == vocab["[SEP]"]
+        assert not seg[: first_sep + 1].any() and seg[first_sep + 1 : length].all()
         count = int(r["masked_lm_weights"].sum())
         assert count == min(PRED, max(1, round(length * 0.15)))
         positions = r["masked_lm_positions"][:count]
@@ -71,7 +72,8 @@ def test_tfrecords_parse_with_googles_feature_spec(prepared, uncased_vocab):
 def test_tfrecords_convert_back_to_the_same_pairs(prepared, tmp_path, uncased_vocab):
     out, header = prepared
     native = tmp_path / "native"
-    plan = prepare.plan([str(out / "part-00000.tfrecord")], str(uncased_vocab), str(native), prepare.Options())
+    plan = prepare.plan([str(out / "part-00000.tfrecord")], str(uncased_vocab), str(native),
+                        prepare.Options())
     assert plan.options.seq_len == SEQ  # taken from the records
     converted = prepare.run(plan)
     assert converted["counts"]["examples"] == header["counts"]["examples"]
@@ -126,3 +128,56 @@ def test_whole_word_masking_in_tfrecords(tmp_path, corpus, uncased_vocab):
                 assert p + 1 in chosen, "a word is masked whole"
                 pieces += 1
     assert pieces > 20
+
+
+def _batch_inputs(seed: int, n: int = 300):
+    from bertvault.data import features
+    from bertvault.data.masking import MaskSpec
+
+    rng = np.random.default_rng(seed)
+    len_a, len_b = rng.integers(1, 70, n), rng.integers(1, 70, n)
+    over = len_a + len_b > SEQ - 3
+    len_b[over] = np.maximum(1, SEQ - 3 - len_a[over])
+    len_a = np.minimum(len_a, SEQ - 4)
+    tokens = rng.integers(1000, 30000, int((len_a + len_b).sum())).astype(np.uint16)
+    index = np.stack([np.cumsum(len_a + len_b) - len_a - len_b, len_a, len_b, rng.integers(0, 2, n)], axis=1)
+    return tokens, index, features.Specials(0, 101, 102, 103), MaskSpec(PRED, 0.15, 30522, 103)
+
+
+def test_masked_positions_are_the_smallest_random_keys():
+    """Each example's masked positions: the `count` candidates with the smallest of one uniform key
+    per position, as an argsort of the keys picks them (the same draws, so the same output as ever)."""
+    from bertvault.data import features
+
+    tokens, index, specials, spec = _batch_inputs(5)
+    got = features.google_batch(tokens, index, SEQ, specials, spec, np.random.default_rng(9))
+    keys = np.random.default_rng(9).random((len(index), SEQ))
+    for row, (_, len_a, len_b, _) in enumerate(index.tolist()):
+        candidates = np.r_[1 : 1 + len_a, 2 + len_a : 2 + len_a + len_b]
+        count = min(PRED, max(1, round((len_a + len_b + 3) * 0.15)), len_a + len_b)
+        expected = np.sort(candidates[np.argsort(keys[row, candidates])[:count]])
+        assert got["masked_lm_positions"][row, :count].tolist() == expected.tolist()
+        assert not got["masked_lm_positions"][row, count:].any()
+        assert got["masked_lm_weights"][row].sum() == count
+
+
+def test_tied_keys_still_mask_count_distinct_candidates():
+    from bertvault.data import features
+
+    class Coarse:  # keys from 8 values: ties at every cutoff
+        def __init__(self):
+            self.rng = np.random.default_rng(1)
+
+        def random(self, shape):
+            return np.floor(self.rng.random(shape) * 8) / 8
+
+        def integers(self, *args):
+            return self.rng.integers(*args)
+
+    tokens, index, specials, spec = _batch_inputs(6)
+    got = features.google_batch(tokens, index, SEQ, specials, spec, Coarse())
+    for row, (_, len_a, len_b, _) in enumerate(index.tolist()):
+        count = min(PRED, max(1, round((len_a + len_b + 3) * 0.15)), len_a + len_b)
+        positions = got["masked_lm_positions"][row, :count]
+        assert len(set(positions.tolist())) == count and (np.diff(positions) > 0).all()
+        assert ((positions >= 1) & (positions <= len_a + len_b + 1) & (positions != len_a + 1)).all()

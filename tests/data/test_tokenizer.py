@@ -16,14 +16,16 @@ from bertvault.errors import DataError
 from bertvault.formats.tokenizer import build_tokenizer
 from bertvault.formats.vocab import looks_cased, read_vocab, vocab_tokens
 
-CHINESE = ["自然语言处理是人工智能的一个分支。", "他说：“我们明天去上海吧！”", "混合 text 和中文，还有 English words。"]
+CHINESE = ["自然语言处理是人工智能的一个分支。", "他说：“我们明天去上海吧！”",
+           "混合 text 和中文，还有 English words。"]
 # The cases where bertvault's tokenizer departs from google's FullTokenizer (README, "Tokenization").
 EDGES = ["ΟΔΟΣ ΠΑΣ ΣΟΦΙΑ", "ΠΑΣ\x00X", "ab\ue000cd", "x\u089dy \U000110cd", "cafe\u0301 Cafe\u0301",
          "a" * 150, "supercalifragilistic" * 9, "İstanbul ıi ẞ ǅ", "tab\tand\u00a0nbsp\u200bzw"]
 
 
 def _lines() -> list[str]:
-    return [line.strip() for line in SAMPLE_TEXT.read_text(encoding="utf-8").split("\n")] + MULTILINGUAL + CHINESE
+    sample = [line.strip() for line in SAMPLE_TEXT.read_text(encoding="utf-8").split("\n")]
+    return sample + MULTILINGUAL + CHINESE
 
 
 def _reference(vocab, lowercase: bool, lines: list[str]) -> list[list[int]]:
@@ -126,7 +128,8 @@ def test_decomposed_accents_stay_decomposed_in_cased_text(cased_vocab):
 def test_cased_and_uncased_differ_where_they_should(cased_vocab):
     cased = LineEncoder(cased_vocab, False).tokenizer
     uncased = LineEncoder(cased_vocab, True).tokenizer
-    assert cased.encode("Straße", add_special_tokens=False).tokens != uncased.encode("Straße", add_special_tokens=False).tokens
+    tokens = [t.encode("Straße", add_special_tokens=False).tokens for t in (cased, uncased)]
+    assert tokens[0] != tokens[1]
 
 
 def test_case_heuristic(uncased_vocab, cased_vocab):
@@ -160,3 +163,39 @@ def test_many_new_words_at_once(case, uncased_vocab, cased_vocab):
     ids, counts = LineEncoder(vocab, lowercase).encode_lines(lines)
     assert _split(ids, counts) == _shipped(vocab, lowercase, lines)
 
+
+
+# Words the memo has not seen are cut at ASCII punctuation: text dense in punctuation next to what
+# could carry across a cut (combining marks NFD might reorder, final sigma, whitespace other than the
+# space, control characters, CJK, a 60-character run that WordPiece must still see whole).
+_PIECES = [*"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "\u0301", "\u0308\u0323", "Σ", "ς", "\t", "\u00a0",
+           "\u3000", "\x00", "\x1c", "\x85", "\r", "中", "İ", "ﬁ", "é", "e\u0301", "ab", "Word", "x" * 60,
+           "\ufffd", "–", "“", " "]
+_DENSE = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_DENSE, min_size=1, max_size=8), more=st.lists(_DENSE, min_size=1, max_size=8))
+def test_cuts_at_punctuation_never_change_an_id(lines, more, uncased_vocab):
+    for lowercase in (True, False):
+        encoder = LineEncoder(uncased_vocab, lowercase)
+        for batch in (lines, more, lines + more):  # later calls meet words and units the memo holds
+            ids, counts = encoder.encode_lines(batch)
+            assert _split(ids, counts) == _shipped(uncased_vocab, lowercase, batch)
+
+
+def test_a_line_holding_a_newline_is_still_one_line(uncased_vocab):
+    lines = ["one line\nwith a newline", "", "Second, line.", "\n", "x\n\ny"]
+    for lowercase in (True, False):
+        ids, counts = LineEncoder(uncased_vocab, lowercase).encode_lines(lines)
+        assert len(counts) == len(lines)
+        assert _split(ids, counts) == _shipped(uncased_vocab, lowercase, lines)
+
+
+def test_the_memo_stays_bounded(uncased_vocab):
+    encoder = LineEncoder(uncased_vocab, True, max_words=50)
+    lines = [" ".join(f"w{i}x{j}" for j in range(20)) for i in range(30)]
+    for start in range(0, 30, 3):
+        ids, counts = encoder.encode_lines(lines[start : start + 3])
+        assert _split(ids, counts) == _shipped(uncased_vocab, True, lines[start : start + 3])
+        assert len(encoder._words) <= 50 + 60
