@@ -71,6 +71,12 @@ class SquadTask:
     def size(self, split: str) -> int:
         return len(self.features[split]) if split in self.features else 0
 
+    def lengths(self, split: str) -> np.ndarray:
+        """Tokens of each window: [CLS] question [SEP] context [SEP]."""
+        features = self.features[split]
+        queries = np.array([len(q) for q in features.queries], dtype=np.int64)
+        return queries[np.asarray(features.question, dtype=np.int64)] + np.asarray(features.length) + 3
+
     def batch(self, split: str, rows: np.ndarray, fixed_length: int | None) -> dict[str, torch.Tensor]:
         features = self.features[split]
         sequences = [input_ids(features, int(f), self.cls, self.sep) for f in rows]

@@ -139,3 +139,35 @@ def test_the_loop_keeps_the_weights_of_the_best_epoch(tmp_path, tiny_bert, vocab
     final = model.state_dict()
     assert all(torch.equal(final[k], snapshots[1][k]) for k in final)
     assert not all(torch.equal(final[k], snapshots[2][k]) for k in final)
+
+
+def test_batches_of_similar_length_hold_every_row_once_and_pad_less():
+    from bertvault.train.tasks.loop import POOL_BATCHES, grouped
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(40, 385, size=1000)
+    batch = 12
+    order = np.random.default_rng([42, 1]).permutation(len(lengths))
+    rows = grouped(order, lengths, batch, np.random.default_rng([42, 1]))
+    again = grouped(order, lengths, batch, np.random.default_rng([42, 1]))
+    assert np.array_equal(rows, again)  # the same seed and epoch: the same batches (--resume)
+    assert sorted(rows.tolist()) == list(range(len(lengths)))  # a permutation: every row once
+    full = len(rows) // batch
+    batches = [rows[b * batch : (b + 1) * batch] for b in range(full + 1)]
+    assert lengths[batches[0]].max() == lengths.max()  # the longest batch first
+    # the partial batch is last: the rows of the last pool left over after its full batches
+    assert len(batches[-1]) == len(rows) % batch
+    assert set(batches[-1]) <= set(order[(full * batch // (batch * POOL_BATCHES)) * batch * POOL_BATCHES :])
+
+    def padded(rows_in_batches):
+        return sum(len(b) * lengths[b].max() for b in rows_in_batches if len(b))
+
+    shuffled = [order[b * batch : (b + 1) * batch] for b in range(full + 1)]
+    assert padded(batches) < 0.75 * padded(shuffled)
+    assert padded(batches) < 1.1 * lengths.sum()  # close to no padding at all
+    # still a shuffle: batches are not in length order, and each epoch's differ
+    firsts = [int(lengths[b].max()) for b in batches[1:-1]]
+    assert firsts != sorted(firsts, reverse=True) and firsts != sorted(firsts)
+    other = grouped(np.random.default_rng([42, 2]).permutation(len(lengths)), lengths, batch,
+                    np.random.default_rng([42, 2]))
+    assert not np.array_equal(rows, other)

@@ -288,6 +288,9 @@ def test_a_tiny_model_learns_squad_and_its_exports_answer_alike(tmp_path, tiny_b
     settings = squad_settings(tiny_bert, train, dev, tmp_path / "again")
     source, lowercase = finetune.load_source(settings)
     task = squad_task.prepare(settings, source, lowercase)
+    widths = [int(task.batch("eval", np.array([f]), None)["attention_mask"].sum())
+              for f in range(task.size("eval"))]
+    assert task.lengths("eval").tolist() == widths  # what batches of similar length are grouped by
     outputs = []
     with torch.no_grad():
         for f in range(task.size("eval")):
