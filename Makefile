@@ -12,7 +12,7 @@ LOG := $(VENV)/install.log
 logged = >>$(1) 2>&1 || { tail -n 25 $(1); echo "make: the install failed; pip's whole log is $(1)"; exit 1; }
 LOGGED = $(call logged,$(LOG))
 
-.PHONY: install install-test run test test-all test-conformance test-tpu bench clean
+.PHONY: install install-test run test lint test-all test-conformance test-tpu bench clean
 
 # What `bertvault` needs to run (`make run`); the test tools and TensorFlow come with `make test`.
 install: $(VENV)/.installed
@@ -37,6 +37,10 @@ run: install
 
 test: install-test
 	$(PY) -m pytest -q -n 2
+
+# The rules are in pyproject.toml ([tool.ruff.lint]).
+lint: install-test
+	$(VENV)/bin/ruff check bertvault tests benchmarks
 
 test-all: install-test
 	$(PY) -m pytest -q -n 2 -m 'not gpu and not tpu and not network'

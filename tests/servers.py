@@ -136,9 +136,8 @@ class Nginx:
         for raw in path.read_text().splitlines():
             m = _LOG.fullmatch(raw)
             if m:
-                unescape = lambda text: text.replace("\\x22", '"')
-                lines.append(LogLine(m[1], m[2], int(m[3]), int(m[4]), unescape(m[5]), unescape(m[6]),
-                                     unescape(m[7]), int(m[8])))
+                text = [m[i].replace("\\x22", '"') for i in (5, 6, 7)]  # nginx escapes quotes as \x22
+                lines.append(LogLine(m[1], m[2], int(m[3]), int(m[4]), *text, int(m[8])))
         return lines
 
     def bytes_sent(self, path_suffix: str) -> int:

@@ -47,12 +47,12 @@ def published_urls() -> list[str]:
         *(AZURE + f"{container}/data/preprocessed/512/wiki_pretrain/wikipedia_segmented_part_{i}.bin"
           for container in ("public2", "public") for i in range(99)),
         *(GOOGLE + z for z in TF1_ZIPS),
-        *(GOOGLE + f"2020_02_20/uncased_L-{l}_H-{h}_A-{h // 64}.zip" for l, h in SMALL),
+        *(GOOGLE + f"2020_02_20/uncased_L-{layers}_H-{h}_A-{h // 64}.zip" for layers, h in SMALL),
         GOOGLE + "2020_02_20/all_bert_models.zip",
         *(TF2 + f"{n}.tar.gz" for n in TF2_NAMES),
         *(KERAS_BERT + f"{n}.tar.gz" for n in TF2_NAMES[:4]),
         *(f"hf://google-bert/{r}/model.safetensors" for r in HUB_REPOS),
-        *(f"hf://google/bert_uncased_L-{l}_H-{h}_A-{h // 64}/pytorch_model.bin" for l, h in SMALL),
+        *(f"hf://google/bert_uncased_L-{layers}_H-{h}_A-{h // 64}/pytorch_model.bin" for layers, h in SMALL),
     ]
     return urls
 

@@ -197,4 +197,5 @@ def input_ids(features: Features, f: int, cls_id: int, sep_id: int) -> np.ndarra
     context = features.contexts[features.paragraph[question]]
     start, length = features.start[f], features.length[f]
     pieces = context.pieces[start : start + length]
-    return np.concatenate([[cls_id], features.queries[question], [sep_id], pieces, [sep_id]]).astype(np.int64)
+    parts = [[cls_id], features.queries[question], [sep_id], pieces, [sep_id]]
+    return np.concatenate(parts).astype(np.int64)
