@@ -27,8 +27,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	@echo "make: installing the test tools and TensorFlow into $(VENV); pip's log is $(LOG)"
-	@$(PIP) -e '.[dev,tf]' $(LOGGED)
+	@echo "make: installing the test tools, TensorFlow and Ray into $(VENV); pip's log is $(LOG)"
+	@$(PIP) -e '.[dev,tf,ray]' $(LOGGED)
 	@touch $@
 
 run: install

@@ -564,6 +564,12 @@ def prepare(
     whole_word_mask: Annotated[bool, typer.Option("--whole-word-mask", help="Mask whole words.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 12345,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = min(4, os.cpu_count() or 1),
+    engine: Annotated[str, typer.Option(
+        help="Where the work items run: local (--workers processes) or ray (tasks on a running Ray "
+             "cluster; pip install 'bertvault[ray]').")] = "local",
+    ray_address: Annotated[str, typer.Option(
+        envvar="RAY_ADDRESS", help="--engine ray: the cluster, HOST:PORT or auto (the one started on "
+                                   "this machine).")] = "auto",
     format: Annotated[str, typer.Option(
         "--format", help="native (memory-mapped ids, dynamic masking) or tfrecord "
                          "(google-research/bert).")] = "native",
@@ -581,6 +587,8 @@ def prepare(
           --out tfr --format tfrecord
       bertvault prepare wikipedia_segmented_part_*.bin \\
           --vocab-from bert-base-uncased --out data/azure512
+      bertvault prepare /shared/c4/ --vocab-from bert-base-uncased \\
+          --out gs://my-bucket/c4-128 --engine ray --ray-address head:6379
     """
     from rich.console import Console
     from rich.progress import (
@@ -596,7 +604,8 @@ def prepare(
 
     options = prep.Options(seq_len=seq_len, max_predictions=max_predictions, masked_lm_prob=masked_lm_prob,
                            dupe_factor=dupe_factor, short_seq_prob=short_seq_prob,
-                           whole_word_mask=whole_word_mask, seed=seed, workers=workers, format=format)
+                           whole_word_mask=whole_word_mask, seed=seed, workers=workers, format=format,
+                           engine=engine, ray_address=ray_address)
     plan = prep.plan(inputs, vocab_from, out, options, lowercase)
     err = Console(stderr=True)
     for note in plan.notes:

@@ -199,8 +199,8 @@ def test_list_imports_no_heavy_library() -> None:
         "import sys; from bertvault.cli import app; "
         "from typer.main import get_command; "
         "get_command(app).main(['list', '--json'], standalone_mode=False); "
-        "heavy = [m for m in ('torch', 'tensorflow', 'transformers', 'safetensors', 'tokenizers', 'numpy') "
-        "if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'tensorflow', 'transformers', 'safetensors', 'tokenizers', 'numpy', "
+        "'ray') if m in sys.modules]; "
         "print('HEAVY', heavy, file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

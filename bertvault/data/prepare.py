@@ -50,6 +50,7 @@ from bertvault.io import lifetime
 log = logging.getLogger(__name__)
 
 FORMATS = ("native", "tfrecord")
+NOT_IN_HEADER = ("workers", "chunk_bytes", "engine", "ray_address")  # options the bytes do not depend on
 MIN_SEQ_LEN = 8
 CHUNK_BYTES = 4 << 20
 AZUREML_SEQ_LEN = 512
@@ -74,6 +75,8 @@ class Options:
     workers: int = 1
     format: str = "native"
     chunk_bytes: int = CHUNK_BYTES
+    engine: str = "local"  # where the items run: ENGINES
+    ray_address: str = "auto"  # --engine ray: the cluster (auto: RAY_ADDRESS or this machine's)
 
 
 @dataclass
@@ -103,9 +106,9 @@ def _default_seq_len(files: list[inputs.InputFile]) -> int:
 
 def _check_options(o: Options, out: str) -> list[str]:
     """The options' own problems, said before any input or vocab is read (exit 2, as every bad option)."""
-    problems = []
-    if o.format not in FORMATS:
-        problems.append(f"--format must be one of {', '.join(FORMATS)}, got {o.format!r}")
+    problems = [f"{flag} must be one of {', '.join(choices)}, got {given!r}"
+                for flag, given, choices in (("--format", o.format, FORMATS), ("--engine", o.engine, ENGINES))
+                if given not in choices]
     if "://" in out and not out.startswith("gs://"):
         problems.append(f"--out {out}: remote output goes to gs://BUCKET/PREFIX; other schemes are not "
                         "supported")
@@ -320,9 +323,11 @@ def _tfrecord_pairs(path: Path, rng: random.Random, o: Options) -> pairs.Pairs:
 READERS: dict[str, Callable] = {"text": _text_pairs, "azureml": _azureml_pairs, "tfrecord": _tfrecord_pairs}
 
 
-def _process(number: int, kind: str, payload) -> tuple[int, dict | None, dict]:
-    """One work item → one shard in the staging folder: (item number, shard entry, stats)."""
+def _process(number: int, kind: str, payload, staging: Path | None = None) -> tuple[int, dict | None, dict]:
+    """One work item → one shard in `staging` (the job's staging folder if not given): (item number,
+    shard entry, stats)."""
     job: Job = _state["job"]
+    staging = staging or job.staging
     o = job.options
     rng = random.Random(f"{o.seed}:{number}")
     result = READERS[kind](payload, rng, o)
@@ -335,11 +340,11 @@ def _process(number: int, kind: str, payload) -> tuple[int, dict | None, dict]:
         return number, None, stats
     stem = f"part-{number:05d}"
     if o.format == "native":
-        entry = shards.write_native(job.staging, stem, result, job.dtype)
+        entry = shards.write_native(staging, stem, result, job.dtype)
     else:
         mask_rng = np.random.default_rng([o.seed, number])
         specials, spec = _state["specials"], _state["spec"]
-        entry = shards.write_tfrecord(job.staging, stem, result, o.seq_len, specials, spec, mask_rng)
+        entry = shards.write_tfrecord(staging, stem, result, o.seq_len, specials, spec, mask_rng)
     return number, entry, stats
 
 
@@ -388,8 +393,7 @@ def run(plan: Plan, report: Report | None = None) -> dict:
         job = Job(plan.vocab.path, plan.vocab.lowercase, o, staging.path, shards.token_dtype(plan.vocab.size))
         try:
             # closing(): an interrupt between two items stops the pool before the staging folder goes
-            text = any(f.kind == "text" for f in plan.files)
-            work = _execute(job, _items(plan, _warn_single), o.workers, report, text)
+            work = ENGINES[o.engine](job, _items(plan, _warn_single), plan, report)
             with contextlib.closing(work) as results:
                 for number, entry, stats in results:
                     totals.add(number, entry, stats)
@@ -397,6 +401,10 @@ def run(plan: Plan, report: Report | None = None) -> dict:
                 raise DataError(_nothing_made(totals.counts, o))
             header = _header(plan, totals, time.perf_counter() - began)
             staging.commit(header, plan.vocab.path)
+            if o.engine == "ray":
+                from bertvault.data import ray_engine
+
+                ray_engine.finished(plan)
         except BaseException:
             staging.abort()
             raise
@@ -420,6 +428,17 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _on_this_machine(job: Job, items: Iterator, plan: Plan, report: Report) -> Iterator[tuple]:
+    text = any(f.kind == "text" for f in plan.files)
+    return _execute(job, items, plan.options.workers, report, text)
+
+
+def _on_ray(job: Job, items: Iterator, plan: Plan, report: Report) -> Iterator[tuple]:
+    from bertvault.data import ray_engine  # Ray is imported by that engine only
+
+    return ray_engine.execute(job, items, plan, report)
 
 
 def _execute(job: Job, items: Iterator, workers: int, report: Report, text: bool = True) -> Iterator[tuple]:
@@ -507,6 +526,10 @@ def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+# (job, items, plan, report) -> (item number, shard entry, stats) per item, shards in job.staging
+ENGINES: dict[str, Callable[..., Iterator[tuple]]] = {"local": _on_this_machine, "ray": _on_ray}
+
+
 def _nothing_made(counts: Counter, o: Options) -> str:
     if counts["documents"] or counts["records"]:
         return (f"no examples: the inputs hold {counts['documents']} document(s) and "
@@ -528,7 +551,7 @@ def _header(plan: Plan, totals: Totals, seconds: float) -> dict:
         "lowercase": plan.vocab.lowercase,
         "case_from": plan.vocab.case_from,
         "dtype": shards.token_dtype(plan.vocab.size) if o.format == "native" else "int64",
-        "options": {k: v for k, v in asdict(o).items() if k not in ("workers", "chunk_bytes")},
+        "options": {k: v for k, v in asdict(o).items() if k not in NOT_IN_HEADER},
         "seq_len": o.seq_len,
         "counts": {
             "examples": c["examples"], "tokens": c["tokens"], "random_next": c["random_next"],
