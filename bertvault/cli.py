@@ -639,14 +639,14 @@ def prepare(
     )
 
 
-def _train_display(total: int, label: str = "pretrain"):
+def _train_display(total: int, label: str = "pretrain", tagged: bool = False):
     """A live progress bar on a terminal, one line per logging step otherwise (logs, pipes, CI)."""
     from bertvault.train.metrics import LiveDisplay, PlainDisplay
 
     console = _console()
     if console.is_terminal:
         return LiveDisplay(console, total, label=label)
-    return PlainDisplay(typer.echo, total)
+    return PlainDisplay(typer.echo, total, label if tagged else None)
 
 
 def _quiet_unless_rank_zero(fn: Callable) -> Callable:
@@ -828,7 +828,8 @@ def evaluate_glue(
               "precision": precision, "seed": seed}
     summary = glue_suite.run_suite(from_, out, tasks=tasks, lrs=tuple(lrs) if lrs else glue_suite.SWEEP,
                                    data=str(data) if data else None, values=values, keep=keep,
-                                   display_for=lambda task, lr: None)
+                                   display_for=lambda task, lr: _train_display(
+                                       epochs, label=f"glue/{task} lr {lr:g}", tagged=True))
     typer.echo(glue_suite.format_table(summary))
     typer.echo(f"results in {Path(out) / 'glue.json'}")
 

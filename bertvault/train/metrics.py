@@ -149,11 +149,13 @@ def describe(record: dict[str, Any]) -> str:
 
 
 class PlainDisplay:
-    """One line per logging step, for logs and pipes."""
+    """One line per logging step, for logs and pipes; `label` starts each line where several runs
+    share the output (the GLUE suite)."""
 
-    def __init__(self, echo, total: int):
+    def __init__(self, echo, total: int, label: str | None = None):
         self.echo = echo
         self.total = total
+        self.label = f"{label}  " if label else ""
 
     def __enter__(self) -> PlainDisplay:
         return self
@@ -162,10 +164,10 @@ class PlainDisplay:
         return None
 
     def update(self, record: dict[str, Any]) -> None:
-        self.echo(f"{describe(record)}  ({record['step']}/{self.total})")
+        self.echo(f"{self.label}{describe(record)}  ({record['step']}/{self.total})")
 
     def message(self, text: str) -> None:
-        self.echo(text)
+        self.echo(f"{self.label}{text}")
 
 
 class LiveDisplay:

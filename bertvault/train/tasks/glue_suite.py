@@ -15,6 +15,7 @@ out of the average. Only the best run's model is kept (OUT/<name>/lr-<lr>/model)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -57,7 +58,8 @@ def run_folder(out: Path, name: str, lr: float) -> Path:
 
 
 def run_one(name: str, lr: float, folder: Path, values: dict, display=None) -> dict:
-    """One finetune of the sweep (skipped when finished, resumed when stopped); its eval_results.json."""
+    """One finetune of the sweep (skipped when finished, resumed when stopped); its eval_results.json.
+    `display`: the run's progress display, a context manager."""
     from bertvault.train import finetune
 
     results = folder / "eval_results.json"
@@ -67,7 +69,8 @@ def run_one(name: str, lr: float, folder: Path, values: dict, display=None) -> d
     resume = (folder / CHECKPOINTS).is_dir() and any((folder / CHECKPOINTS).glob("step-*"))
     cli = {**values, "task": f"glue/{name}", "lr": lr, "out": str(folder)}
     settings = finetune.resolve_settings({}, cli, resume=resume)
-    finetune.run(settings, resume=resume, display=display)
+    with display if display is not None else contextlib.nullcontext() as shown:
+        finetune.run(settings, resume=resume, display=shown)
     return json.loads(results.read_text(encoding="utf-8"))
 
 

@@ -216,6 +216,12 @@ def test_a_registered_mrpc_is_pulled_and_finetuned_without_file_options(tmp_path
 # --- the suite ----------------------------------------------------------------------------------------
 
 class StopOnFirstEpoch:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
     def update(self, record):
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -252,3 +258,24 @@ def test_the_suite_sweeps_keeps_the_best_and_resumes(tmp_path, tiny_bert, task_w
     assert summary["table"]["average"] == pytest.approx(sum(columns.values()) / 3)
     assert json.loads((out / "glue.json").read_text()) == summary
     assert "MNLI-m" in glue_suite.format_table(summary)
+
+
+@pytest.mark.timeout(300)
+def test_evaluate_glue_in_a_pipe_says_which_run_each_line_is_about(tmp_path, tiny_bert, task_words):
+    import subprocess
+    import sys
+
+    write_sst2(tmp_path / "glue_data" / "SST-2", task_words)
+    run = subprocess.run([sys.executable, "-m", "bertvault", "evaluate", "glue", "--from", str(tiny_bert),
+                          "--data", str(tmp_path / "glue_data"), "--tasks", "sst2", "--lrs", "5e-5",
+                          "--lrs", "3e-5", "--epochs", "1", "--batch-size", "16", "--max-seq-len", "24",
+                          "--device", "cpu", "--out", str(tmp_path / "suite")],
+                         capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    for lr in ("5e-05", "3e-05"):
+        assert any(line.startswith(f"glue/sst2 lr {lr}  epoch 1") for line in lines), run.stdout
+    header = next(i for i, line in enumerate(lines) if line.startswith("MNLI-m"))
+    assert lines[header].split()[-1] == "Average" and "SST-2" in lines[header].split()
+    saved = json.loads((tmp_path / "suite" / "glue.json").read_text())
+    assert lines[header + 1].split()[-1] == f"{saved['table']['average']:.1f}"
