@@ -169,7 +169,7 @@ def test_kill_9_mid_prepare_leaves_no_worker_and_the_same_command_then_succeeds(
     assert (out / shards.HEADER).is_file()
     assert not any(p.name.startswith(".") for p in out.iterdir())
     header = shards.read_header(out)
-    assert header["counts"]["documents"] == 6000
+    assert header["counts"]["documents"] == 24000
 
 
 @pytest.mark.timeout(300)
