@@ -141,7 +141,9 @@ def execute(job, items: Iterator, plan, report) -> Iterator[tuple[int, dict | No
             done, _ = ray.wait(list(running), num_returns=1)
             number, size = running.pop(done[0])
             result = _result(ray, done[0], number)
-            nodes[result[2].pop("node", "?")] += 1
+            node = result[2].pop("node", "?")
+            nodes[node] += 1
+            log.debug("work item %d done on node %s", number, node)
             _keep(keep, *result)
             _place(keep, job.staging, result[1])
             report(size, result[2].get("documents", 0), result[2].get("examples", 0))

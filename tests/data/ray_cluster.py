@@ -90,18 +90,24 @@ def run(spec: dict, temp: str) -> None:
     handler = logging.Handler()
     handler.emit = lambda record: records.append(record.getMessage())
     logging.getLogger("bertvault").addHandler(handler)
-    logging.getLogger("bertvault").setLevel(logging.INFO)
+    logging.getLogger("bertvault").setLevel(logging.DEBUG)
     options = prepare.Options(format="tfrecord", dupe_factor=2, chunk_bytes=16_000, engine="ray",
                               ray_address=address)
     plan = prepare.plan([spec["corpus"]], spec["vocab"], spec["kill_out"], options)
     done, killed = [], []
 
     def report(size: int, documents: int, examples: int) -> None:
+        """Kills the extra node as soon as it has finished an item (so it surely held work)."""
+        import ray
+
         done.append(size)
-        if len(done) == 2:
+        head = ray.get_runtime_context().get_node_id()  # this driver's node
+        finished_there = any(r.startswith("work item") and not r.endswith(head) for r in records)
+        if finished_there and not killed:
             for pid in worker_node_pids():
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
+            records.append(f"killed after {len(done)} items")
 
     prepare.run(plan, report)
 

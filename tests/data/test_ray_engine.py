@@ -49,6 +49,8 @@ def test_ray_output_equals_local_output_even_when_a_node_dies(tmp_path, make_cor
     small = outputs(local_small)
     assert len([n for n in small if n.endswith(".tfrecord")]) >= 10  # items enough to spread and to lose
     assert report["killed"], "the extra worker node was not found to be killed"
+    [after] = [int(line.split()[2]) for line in report["log"] if line.startswith("killed after")]
+    assert after < report["items"], "the node was killed once every item was done"
     assert any("on 2 node(s)" in line for line in report["log"]), report["log"]
     assert outputs(tmp_path / "ray-small") == small
     assert outputs(tmp_path / "ray-resumed") == small
