@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from demo_runs import run_demo_finetune
 
 from bertvault.demo.__main__ import FINETUNE_ARGS
 from bertvault.demo.task import write_task
@@ -14,23 +15,12 @@ from bertvault.demo.task import write_task
 
 @pytest.mark.timeout(240)
 def test_the_demo_task_is_learned_and_stays_learned(tmp_path):
-    import torch
-
-    from bertvault.train import finetune
-
     env = {**os.environ, "BERTVAULT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "bertvault", "pull", "bert-demo-tiny"], env=env, check=True,
                    capture_output=True, timeout=120)
     train, dev = write_task(tmp_path / "task")
-    given = dict(zip(FINETUNE_ARGS[::2], FINETUNE_ARGS[1::2], strict=True))
-    values = {key.removeprefix("--").replace("-", "_"): value for key, value in given.items()}
-    values.update(from_="bert-demo-tiny", train=str(train), eval=str(dev), out=str(tmp_path / "out"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = finetune.run(finetune.resolve_settings({}, values))
-    finally:
-        torch.set_num_threads(threads)
+    result = run_demo_finetune(FINETUNE_ARGS, from_="bert-demo-tiny", train=str(train), eval=str(dev),
+                               out=str(tmp_path / "out"))
     accuracy = [r["eval_accuracy"] for r in result.history]
     labels = [line.rsplit("\t", 1)[1] for line in dev.read_text().splitlines()[1:]]
     majority = max(labels.count(label) for label in set(labels)) / len(labels)

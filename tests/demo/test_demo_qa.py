@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from demo_runs import run_demo_finetune
 
 from bertvault.demo import qa_task
 from bertvault.demo.__main__ import QA_ARGS, QA_QUESTIONS
@@ -35,24 +36,13 @@ def test_each_answer_is_the_name_after_its_role_and_another_name_is_there_too(tm
 
 @pytest.mark.timeout(300)
 def test_the_demo_question_answering_is_learned_and_the_export_answers(tmp_path):
-    import torch
-
-    from bertvault.train import finetune
-
     env = {**os.environ, "BERTVAULT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "bertvault", "pull", "bert-demo-tiny"], env=env, check=True,
                    capture_output=True, timeout=120)
     train, dev = qa_task.write_task(tmp_path / "task", train=QA_QUESTIONS)
-    given = dict(zip(QA_ARGS[::2], QA_ARGS[1::2], strict=True))
-    values = {key.removeprefix("--").replace("-", "_"): value for key, value in given.items()}
     out = tmp_path / "out"
-    values.update(from_="bert-demo-tiny", task="squad", train=str(train), eval=str(dev), out=str(out))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = finetune.run(finetune.resolve_settings({}, values))
-    finally:
-        torch.set_num_threads(threads)
+    result = run_demo_finetune(QA_ARGS, from_="bert-demo-tiny", task="squad", train=str(train), eval=str(dev),
+                               out=str(out))
     exact = [r["eval_exact"] for r in result.history]
     # Pointing at either name would give ~50; the model learns which one, and keeps it.
     assert exact[0] < 90 and result.best_scores["exact"] >= 90 and exact[-1] >= 85, exact
