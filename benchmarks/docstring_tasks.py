@@ -57,8 +57,9 @@ def module_sentences() -> dict[str, list[str]]:
                                   if inspect.isfunction(obj) or inspect.isclass(obj)]
             objects += [m for obj in objects if inspect.isclass(obj)
                         for _, m in inspect.getmembers(obj, inspect.isfunction)]
+            docs = [inspect.getdoc(obj) or "" for obj in objects]
         found[name] = []
-        for doc in (inspect.getdoc(obj) or "" for obj in objects):
+        for doc in docs:
             for block in doc.split("\n\n"):
                 if ">>>" in block or block.lstrip().startswith(("-", "*", ":")):
                     continue  # examples and lists are not prose
