@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["download_fixtures"]  # servers, manifest, home and cli for every test that downloads
+# Servers, manifest, home and cli for every test that downloads. Not in the conformance environment
+# (`make test-conformance` sets BERTVAULT_MAIN_PYTHON): it holds the tools users take outputs to, not
+# bertvault's test tools, and tests/conformance/conftest.py has fixtures of its own.
+pytest_plugins = [] if os.environ.get("BERTVAULT_MAIN_PYTHON") else ["download_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_TEXT = REPO / "bertvault" / "resources" / "sample_text.txt"
