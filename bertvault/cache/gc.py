@@ -100,7 +100,9 @@ def _doomed(report: GcReport, partial_age_days: float) -> list[tuple[list[str], 
     doomed: list[tuple[list[str], Path]] = []
     doomed += [(report.blobs, path) for sha, path in store.blobs()
                if sha not in keep and now - path.stat().st_mtime > BLOB_GRACE_SECONDS]
-    doomed += [(report.partials, p) for p in stale(partial_age_days * 86400, now)]
+    age = partial_age_days * 86400
+    kept_items = _untouched(layout.prepare_items_dir(), age, now)
+    doomed += [(report.partials, p) for p in stale(age, now) + kept_items]
     quarantine = layout.quarantine_dir()
     if quarantine.is_dir():
         doomed += [(report.quarantined, p) for p in sorted(quarantine.rglob("*")) if p.is_file()]
@@ -109,6 +111,20 @@ def _doomed(report: GcReport, partial_age_days: float) -> list[tuple[list[str], 
     doomed += [(report.leftovers, p) for p in view.leftovers() + temporary_files() + records + outputs
                + streams.unowned()]
     return doomed
+
+
+def _untouched(root: Path, seconds: float, now: float) -> list[Path]:
+    """Folders in `root` that nothing was written to for `seconds` (the kept items of `prepare
+    --engine ray` runs that were never run again)."""
+    found = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            newest = max((p.stat().st_mtime for p in path.iterdir()), default=path.stat().st_mtime)
+        except OSError:
+            continue
+        if now - newest >= seconds:
+            found.append(path)
+    return found
 
 
 def gc(*, partial_age_days: float = 7.0, dry_run: bool = False) -> GcReport:

@@ -70,6 +70,11 @@ def partial_dir() -> Path:
     return paths.home() / "partial"
 
 
+def prepare_items_dir() -> Path:
+    """Finished work items of `prepare --engine ray` runs, kept until their output is committed."""
+    return paths.home() / "prepare-items"
+
+
 def locks_dir() -> Path:
     return paths.home() / "locks"
 

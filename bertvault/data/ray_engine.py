@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3  # per item, for a worker or node that dies; an error of the item itself is not retried
 CONNECT_SECONDS = 10
+SHARD_NAME = re.compile(r"part-\d+\.(ids\.npy|index\.npy|tfrecord)")
 RECORD = "{stem}.item.json"  # the item's shard entry and counts, written after its files
 
 
@@ -75,12 +77,14 @@ def _reachable(address: str) -> str:
 
 def resume_folder(plan) -> Path:
     """Where this run's finished items are kept until the output is committed: named for what
-    decides the output bytes (inputs as they are on disk, vocab, options), so a rerun of the same
-    command finds them and a changed input or option starts afresh."""
+    decides the output bytes (inputs as they are on disk, vocab, options) and for the output, so a
+    rerun of the same command finds them, a changed input or option starts afresh, and two runs
+    into different outputs never share (one's commit removes the folder)."""
     from bertvault.cache import layout
 
     o = plan.options
     key = {
+        "out": str(plan.remote or plan.out),
         "inputs": [(str(f.path), f.kind, f.size, _mtime(f.path)) for f in plan.files],
         "vocab": plan.vocab.sha256,
         "lowercase": plan.vocab.lowercase,
@@ -88,7 +92,7 @@ def resume_folder(plan) -> Path:
                                                                                   "ray_address")},
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-    return layout.partial_dir() / "prepare-ray" / digest[:16]
+    return layout.prepare_items_dir() / digest[:16]
 
 
 def _mtime(path: Path) -> int:
@@ -178,6 +182,8 @@ def _result(ray, ref, number: int) -> tuple:
 
 def _keep(keep: Path, number: int, entry: dict | None, stats: dict, files: dict[str, bytes]) -> None:
     for name, data in files.items():
+        if not SHARD_NAME.fullmatch(name):  # only what _process writes
+            raise DataError(f"work item {number} returned the file {name!r}, not a shard")
         shards._atomic(keep, name, lambda handle, data=data: handle.write(data))
     record = {"number": number, "entry": entry, "stats": stats}
     shards.write_json(keep, RECORD.format(stem=f"part-{number:05d}"), record)  # last: the item is done
@@ -196,7 +202,13 @@ def _kept(keep: Path, number: int) -> tuple[int, dict | None, dict] | None:
 
 
 def _names(entry: dict) -> list[str]:
-    return [entry[k] for k in ("ids", "index", "file") if k in entry]
+    """The shard's file names, each a plain `part-…` name (a record is read back from disk)."""
+    names = [entry[k] for k in ("ids", "index", "file") if k in entry]
+    for name in names:
+        if not (isinstance(name, str) and SHARD_NAME.fullmatch(name)):
+            raise DataError(f"a kept work item names the file {name!r}, not a shard; remove the resume "
+                            "folder (`bertvault cache gc`) and run again")
+    return names
 
 
 def _place(keep: Path, staging: Path, entry: dict | None) -> None:

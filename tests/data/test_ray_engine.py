@@ -4,14 +4,17 @@ bytes as a local run, and the same bytes again when the extra worker node is kil
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bertvault.data import prepare, ray_engine
 from bertvault.data.shards import HEADER
+from bertvault.errors import DataError
 
 pytest.importorskip("ray", reason="the `ray` extra: pip install 'bertvault[ray]'")
 
@@ -72,3 +75,26 @@ def test_without_a_cluster_the_error_is_one_line(tmp_path, corpus, uncased_vocab
     lines = run.stderr.strip().splitlines()
     assert lines[-1].startswith("error: cannot reach a Ray cluster at --ray-address 127.0.0.1:1"), run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_kept_items_last_until_gc_finds_them_untouched(tmp_path):
+    from bertvault.cache import gc, layout
+
+    fresh, old = layout.prepare_items_dir() / "fresh", layout.prepare_items_dir() / "old"
+    for folder in (fresh, old):
+        folder.mkdir(parents=True)
+        (folder / "part-00000.tfrecord").write_bytes(b"x")
+    week = time.time() - 8 * 86400
+    for path in (old, old / "part-00000.tfrecord"):
+        os.utime(path, (week, week))
+    report = gc.gc()
+    assert str(old) in report.partials and not old.exists()
+    assert fresh.exists()  # a run stopped this week may be run again
+
+
+def test_a_kept_record_naming_another_file_is_refused(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "part-00003.item.json").write_text(json.dumps({"entry": {"file": "../../etc/passwd"}}))
+    with pytest.raises(DataError, match="not a shard"):
+        ray_engine._kept(keep, 3)
