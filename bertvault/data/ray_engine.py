@@ -25,8 +25,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +53,7 @@ def connect(address: str):
         raise UsageError("--engine ray needs Ray on this machine and every node: "
                          "pip install 'bertvault[ray]'") from None
     if not ray.is_initialized():
+        handlers = _stop_handlers()
         try:
             # Ray waits minutes for a cluster that is not there: first a plain connection, for seconds
             target = _reachable(address)
@@ -60,7 +63,19 @@ def connect(address: str):
             what = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             raise DataError(f"cannot reach a Ray cluster at --ray-address {address}: {what}; start one "
                             "with `ray start --head`, or give its HOST:PORT") from None
+        finally:
+            # Ray's core installs its own SIGTERM handler (a stack dump, exit 1): a stop request stays
+            # the command's to handle (remove the staging folder, exit 130)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
     return ray
+
+
+def _stop_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # handlers are the main thread's to set
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(sig) is not None}
 
 
 def _reachable(address: str) -> str:
@@ -111,7 +126,10 @@ def _task(job, number: int, kind: str, payload) -> tuple[int, dict | None, dict,
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one CPU per task, as a local worker has
     if prepare._state.get("job") != job:  # a Ray worker process serves many tasks: set up once
         prepare._init(job)
-    with tempfile.TemporaryDirectory(prefix="bertvault-item-") as folder:
+    # Memory, where the node has it: these files live only until they are sent, so the fsyncs of an
+    # atomic write cost nothing there (on this project's VM they cost seconds an item on disk)
+    memory = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="bertvault-item-", dir=memory) as folder:
         number, entry, stats = prepare._process(number, kind, payload, staging=Path(folder))
         files = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
     stats["node"] = ray.get_runtime_context().get_node_id()

@@ -123,11 +123,13 @@ def _journaled(journal: Path) -> int:
 
 
 def test_four_processes_pull_the_same_artifact_once(nginx, manifest, home) -> None:
-    data = random_bytes(3_000_000, seed=4)
+    # One connection at 1 MB/s: 6 s of download, so the four overlap even when the machine is busy
+    # enough to take seconds starting each
+    data = random_bytes(6_000_000, seed=4)
     nginx.put("shared.bin", data)
     manifest.add("shared", {"path": "shared.bin", "urls": [nginx.url("shared.bin", slow=True)]})
-    processes = [bertvault_process("pull", "shared", "--chunk-size", "2M", "--progress", "log",
-                                   "--log-every", "0.5")
+    processes = [bertvault_process("pull", "shared", "--chunk-size", "2M", "--connections", "1",
+                                   "--progress", "log", "--log-every", "0.5")
                  for _ in range(4)]
     outputs = [p.communicate(timeout=90) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], [o[1] for o in outputs]
