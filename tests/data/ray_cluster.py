@@ -45,6 +45,21 @@ def worker_node_pids() -> list[int]:
     return raylet + children
 
 
+def _warm() -> None:
+    import bertvault.data.prepare  # noqa: F401 - the imports a first item would wait for
+
+
+def warm_every_node(ray) -> None:
+    """A worker on each node with bertvault imported before the runs, so that the extra node takes
+    items from the start even on a busy machine (the head's worker is warm from the CLI run)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
+    pinned = [ray.remote(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+              for node in nodes]
+    ray.get([task(_warm).remote() for task in pinned], timeout=120)
+
+
 def _commands():
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -84,8 +99,9 @@ def run(spec: dict, temp: str) -> None:
     if cli.returncode:
         sys.exit(f"prepare --engine ray failed ({cli.returncode}): {cli.stderr[-2000:]}")
 
-    from bertvault.data import prepare
+    from bertvault.data import prepare, ray_engine
 
+    warm_every_node(ray_engine.connect(address))
     records: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: records.append(record.getMessage())
@@ -111,7 +127,8 @@ def run(spec: dict, temp: str) -> None:
 
     prepare.run(plan, report)
 
-    # Stopped after three items, then the same command again: only the items not finished run.
+    # Stopped by a real SIGTERM after three items (as a scheduler stops a job: Ray's core must not
+    # have taken the signal over), then the same command again: only the items not finished run.
     plan = prepare.plan([spec["corpus"]], spec["vocab"], spec["resume_out"], options)
 
     stopped: list[int] = []
@@ -119,7 +136,7 @@ def run(spec: dict, temp: str) -> None:
     def stop(size: int, documents: int, examples: int) -> None:
         stopped.append(size)
         if len(stopped) == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)  # prepare.run turns it into KeyboardInterrupt
 
     try:
         prepare.run(plan, stop)
