@@ -89,8 +89,8 @@ def _npy_layout(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
     return offset, shape, dtype
 
 
-class StreamedNative:
-    """Native shards (token ids + index per shard), read with pread as they arrive."""
+class _StreamedShards:
+    """What both kinds share: the header's shards, and where each one's examples start."""
 
     def __init__(self, arrivals: Arrivals, header: dict):
         self.arrivals = arrivals
@@ -98,6 +98,13 @@ class StreamedNative:
         self.seq_len = header["seq_len"]
         self.shard_counts = [int(e["examples"]) for e in self.entries]
         self.bounds = np.cumsum([0] + self.shard_counts)
+
+
+class StreamedNative(_StreamedShards):
+    """Native shards (token ids + index per shard), read with pread as they arrive."""
+
+    def __init__(self, arrivals: Arrivals, header: dict):
+        super().__init__(arrivals, header)
         self._layouts: dict[str, tuple] = {}
 
     def __len__(self) -> int:
@@ -138,17 +145,13 @@ class StreamedNative:
         return tokens[:len_a], tokens[len_a:], label
 
 
-class StreamedTFRecords:
+class StreamedTFRecords(_StreamedShards):
     """TFRecord shards of a prepared folder, indexed when they arrive (in each process that reads them)."""
 
     KEEP = 16  # record indexes kept per process: items are read in order, a few shards at a time
 
     def __init__(self, arrivals: Arrivals, header: dict):
-        self.arrivals = arrivals
-        self.entries = header["shards"]
-        self.seq_len = header["seq_len"]
-        self.shard_counts = [int(e["examples"]) for e in self.entries]
-        self.bounds = np.cumsum([0] + self.shard_counts)
+        super().__init__(arrivals, header)
         self._indexes: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
