@@ -29,7 +29,7 @@ import numpy as np
 from bertvault.data import features, tfrecord
 from bertvault.data.pairs import Pairs
 from bertvault.errors import DataError
-from bertvault.io import owners
+from bertvault.io import owners, space
 
 HEADER = "bertvault-data.json"
 FORMAT = "bertvault-pretraining"
@@ -44,6 +44,11 @@ def token_dtype(vocab_size: int) -> str:
     return "uint16" if vocab_size <= 1 << 16 else "int32"
 
 
+def _full(folder: Path, name: str) -> DataError:
+    return DataError(f"{space.no_space(folder, what=f'writing {name}')}; free some space or give --out on a "
+                     "larger disk (a run that fails this way leaves no shard)")
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
@@ -53,18 +58,34 @@ def _umask() -> int:
 _MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's files are private (0600)
 
 
+class _Writes:
+    """A file seen only through write(): numpy then writes arrays through it, so a full disk raises
+    OSError(ENOSPC) (on a real file numpy's own fwrite says only "N requested and M written")."""
+
+    def __init__(self, handle):
+        self.write = handle.write
+
+
 def _atomic(folder: Path, name: str, write) -> None:
-    """write(handle) into a temporary file in `folder`, then rename it to `name`."""
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    """write(handle) into a temporary file in `folder`, then rename it to `name`. A full disk is a
+    DataError (the temporary file is removed; the caller removes the rest)."""
+    try:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    except OSError as exc:
+        if space.is_full(exc):
+            raise _full(folder, name) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            write(_Writes(handle))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, _MODE)
         os.replace(temporary, folder / name)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if space.is_full(exc):
+            raise _full(folder, name) from None
         raise
 
 
@@ -173,7 +194,7 @@ class Staging:
             raise DataError(f"cannot create --out {out}: {exc.strerror}") from None
 
     def commit(self, header: dict, vocab: Path) -> None:
-        shutil.copyfile(vocab, self.path / VOCAB)
+        _atomic(self.path, VOCAB, lambda handle: handle.write(vocab.read_bytes()))
         for item in sorted(self.path.iterdir()):
             os.replace(item, self.out / item.name)
         write_json(self.out, HEADER, header)

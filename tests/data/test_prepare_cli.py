@@ -105,3 +105,22 @@ def test_real_process_with_two_workers(tmp_path, make_corpus, uncased_vocab):
         check=False, capture_output=True, text=True, timeout=120,
     )
     assert bad.returncode == 7 and bad.stderr.strip().startswith("error: ") and "not empty" in bad.stderr
+
+
+@pytest.mark.parametrize("fmt", ["native", "tfrecord"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, make_corpus, uncased_vocab, fmt):
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up ({mounted.stderr.strip()}); needs root")
+    try:
+        corpus = make_corpus(documents=300)  # shards of ~200 kB
+        result = _prepare(corpus, "--vocab-from", uncased_vocab, "--out", disk / "out", "--format", fmt,
+                          "--workers", "1")
+        _one_error_line(result, 7, "no space left on the device holding")
+        assert "free some space or give --out on a larger disk" in result.stderr
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
