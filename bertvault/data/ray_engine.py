@@ -35,6 +35,7 @@ from pathlib import Path
 
 from bertvault.data import shards
 from bertvault.errors import BertvaultError, DataError, UsageError
+from bertvault.io.hashing import hash_file
 
 log = logging.getLogger(__name__)
 
@@ -203,18 +204,22 @@ def _keep(keep: Path, number: int, entry: dict | None, stats: dict, files: dict[
         if not SHARD_NAME.fullmatch(name):  # only what _process writes
             raise DataError(f"work item {number} returned the file {name!r}, not a shard")
         shards._atomic(keep, name, lambda handle, data=data: handle.write(data))
-    record = {"number": number, "entry": entry, "stats": stats}
+    record = {"number": number, "entry": entry, "stats": stats,
+              "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
     shards.write_json(keep, RECORD.format(stem=f"part-{number:05d}"), record)  # last: the item is done
 
 
 def _kept(keep: Path, number: int) -> tuple[int, dict | None, dict] | None:
-    """A finished item of an earlier run of this command, if its record and files are all there."""
+    """A finished item of an earlier run of this command, if its record is there and its files have
+    the bytes the record names (anything else is run again)."""
     try:
         record = json.loads((keep / RECORD.format(stem=f"part-{number:05d}")).read_text())
-    except (OSError, ValueError):
-        return None
-    entry = record.get("entry")
-    if entry is not None and not all((keep / name).is_file() for name in _names(entry)):
+        entry, digests = record["entry"], record["sha256"]
+        for name in _names(entry or {}):
+            if hash_file(keep / name, {"sha256"})["sha256"] != digests[name]:
+                log.warning("%s: not the bytes its item made; that item runs again", keep / name)
+                return None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return number, entry, record.get("stats", {})
 

@@ -95,6 +95,19 @@ def test_kept_items_last_until_gc_finds_them_untouched(tmp_path):
 def test_a_kept_record_naming_another_file_is_refused(tmp_path):
     keep = tmp_path / "keep"
     keep.mkdir()
-    (keep / "part-00003.item.json").write_text(json.dumps({"entry": {"file": "../../etc/passwd"}}))
+    record = {"entry": {"file": "../../etc/passwd"}, "sha256": {}}
+    (keep / "part-00003.item.json").write_text(json.dumps(record))
     with pytest.raises(DataError, match="not a shard"):
         ray_engine._kept(keep, 3)
+
+
+def test_a_kept_item_is_reused_only_with_the_bytes_it_made(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    entry = {"file": "part-00004.tfrecord", "examples": 2, "tokens": 9}
+    ray_engine._keep(keep, 4, entry, {"examples": 2}, {"part-00004.tfrecord": b"records of item 4"})
+    assert ray_engine._kept(keep, 4) == (4, entry, {"examples": 2})
+    (keep / "part-00004.tfrecord").write_bytes(b"records of item 5")  # same size, other bytes
+    assert ray_engine._kept(keep, 4) is None
+    (keep / "part-00004.tfrecord").unlink()
+    assert ray_engine._kept(keep, 4) is None
