@@ -348,6 +348,14 @@ def _process(number: int, kind: str, payload, staging: Path | None = None) -> tu
     return number, entry, stats
 
 
+def work_item(job: Job, number: int, kind: str, payload, staging: Path) -> tuple[int, dict | None, dict]:
+    """`_process` in a process that an engine of its own started (a Ray worker serves many tasks): set
+    up on the first item of a job, then each item's shard written into `staging`."""
+    if _state.get("job") != job:
+        _init(job)
+    return _process(number, kind, payload, staging)
+
+
 # ---- orchestration -------------------------------------------------------------------------
 
 @dataclass

@@ -125,13 +125,11 @@ def _task(job, number: int, kind: str, payload) -> tuple[int, dict | None, dict,
     from bertvault.data import prepare
 
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one CPU per task, as a local worker has
-    if prepare._state.get("job") != job:  # a Ray worker process serves many tasks: set up once
-        prepare._init(job)
     # Memory, where the node has it: these files live only until they are sent, so the fsyncs of an
     # atomic write cost nothing there (on this project's VM they cost seconds an item on disk)
     memory = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="bertvault-item-", dir=memory) as folder:
-        number, entry, stats = prepare._process(number, kind, payload, staging=Path(folder))
+        number, entry, stats = prepare.work_item(job, number, kind, payload, Path(folder))
         files = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
     stats["node"] = ray.get_runtime_context().get_node_id()
     return number, entry, stats, files
